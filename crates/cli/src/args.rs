@@ -1,0 +1,103 @@
+//! The command-line interface, as clap declares it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Gaussian Markov random field models of images.
+///
+/// Each stage reads and writes Parquet tables (open them with polars: `pl.read_parquet(path)`).
+/// A pipeline runs the stages in order: `ingest` → `centre` → `estimate` → `evaluate`; the
+/// justfile's recipes (`just --list`) run whole pipelines with the parameters in `pipelines/`.
+#[derive(Debug, Parser)]
+#[command(name = "gmrf", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn raw data into an `images` table (8-bit pixels, one row per image).
+    #[command(subcommand)]
+    Ingest(Ingest),
+    /// Fit the mean image on a training table; write centred, dequantised tables.
+    Centre(CentreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Ingest {
+    /// Read an MNIST-style pair of IDX files (raw or gzipped) into an `images` table.
+    ///
+    /// The files are checked: magic number, dimension count, exactly the bytes the header
+    /// promises, and as many labels as images. `id` is the image's index in the file.
+    Mnist(IngestMnistArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestMnistArgs {
+    /// IDX image file (e.g. train-images-idx3-ubyte, or .gz).
+    #[arg(long, value_name = "FILE")]
+    pub images: PathBuf,
+    /// IDX label file of the same split (e.g. train-labels-idx1-ubyte, or .gz).
+    #[arg(long, value_name = "FILE")]
+    pub labels: PathBuf,
+    /// Output `images` table.
+    #[arg(long, value_name = "FILE.parquet")]
+    pub out: PathBuf,
+    /// Value of the `source` column [default: `test` if the image file's name starts with
+    /// `t10k` or contains `test`, else `train`].
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CentreArgs {
+    /// Training `images` table: the mean image is fitted on it, and it is centred.
+    #[arg(long, value_name = "TRAIN.parquet")]
+    pub fit: PathBuf,
+    /// Output `mean` table (one row per pixel).
+    #[arg(long, value_name = "MEAN.parquet")]
+    pub mean: PathBuf,
+    /// Output `centred` table for the training table.
+    #[arg(long, value_name = "TRAIN-CENTRED.parquet")]
+    pub out: PathBuf,
+    /// Another `images` table (e.g. the test split) to centre with the same mean; repeatable,
+    /// each paired with an --apply-out in the same order.
+    #[arg(long, value_name = "TEST.parquet")]
+    pub apply: Vec<PathBuf>,
+    /// Output `centred` table for the --apply table at the same position.
+    #[arg(long, value_name = "TEST-CENTRED.parquet")]
+    pub apply_out: Vec<PathBuf>,
+    /// Pipeline parameters (`pipelines/*.toml`, section `[centre]`); flags override them.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: CentreParams,
+}
+
+/// Parameters of `gmrf centre`, from flags or from a pipeline file's `[centre]` section.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentreParams {
+    /// Seed of the pixel noise [default: 0]. Same seed and input: the same bytes out.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Pixel noise: `uniform` dequantisation (pixel + u)/256, u ~ U(0,1), which makes every
+    /// pixel's variance positive and bits/pixel meaningful; `none`; or `gaussian` noise of
+    /// --noise-std on the scaled pixels (the original homework's choice) [default: uniform].
+    #[arg(long, value_enum)]
+    pub noise: Option<NoiseKind>,
+    /// Standard deviation of `gaussian` pixel noise, in scaled units [default: 0.01].
+    #[arg(long, value_name = "STD")]
+    pub noise_std: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseKind {
+    Uniform,
+    None,
+    Gaussian,
+}

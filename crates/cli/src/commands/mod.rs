@@ -1,0 +1,21 @@
+//! One module per stage; each reads and checks all its inputs before it writes anything.
+
+mod centre;
+mod ingest;
+
+use std::path::Path;
+
+use crate::args::{Cli, Command, Ingest};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ingest(Ingest::Mnist(args)) => ingest::mnist(args),
+        Command::Centre(args) => centre::run(args),
+    }
+}
+
+/// A file's name, for metadata: recording names rather than full paths keeps the output bytes
+/// independent of where a run happens.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}

