@@ -50,6 +50,6 @@ test:
 
 # Benchmarks: speed as ratios against a baseline measured in the same run, peak memory per stage.
 bench: mnist-data build
-    cargo bench --locked -p gmrf-ingest --bench idx -- {{mnist_dir}}
+    cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     @echo "peak resident memory per stage, all of MNIST:"
     @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'

@@ -29,4 +29,4 @@ pub use atomic::{PendingFile, commit_all};
 pub use error::TableError;
 pub use io::{Table, read, read_meta, write};
 pub use meta::{Meta, Stage};
-pub use tables::{Centred, Images, MeanImage};
+pub use tables::{Centred, Images, MeanImage, PrecisionEntries, Trace, TraceRow};

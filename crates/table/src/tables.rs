@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::types::ArrowPrimitiveType;
 use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float64Array, PrimitiveArray, RecordBatch, StringArray, UInt8Array,
+    Array, ArrayRef, FixedSizeListArray, Float64Array, Int8Array, PrimitiveArray, RecordBatch, StringArray, UInt8Array,
     UInt16Array, UInt32Array,
 };
 use arrow_schema::SchemaRef;
@@ -272,4 +272,132 @@ fn image_from<T: ArrowPrimitiveType>(
         row += list.len();
     }
     Ok(Array2::from_shape_vec((rows, d), values).expect("rows × pixels values"))
+}
+
+/// The stored entries of a precision matrix Λθ: upper triangle with diagonal, one row per entry,
+/// `j = i + di·width + dj` (the `precision` table).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrecisionEntries {
+    pub height: usize,
+    pub width: usize,
+    pub i: Vec<u16>,
+    pub j: Vec<u16>,
+    pub di: Vec<i8>,
+    pub dj: Vec<i8>,
+    pub value: Vec<f64>,
+}
+
+/// One row per optimiser step (the `trace` table).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    pub rows: Vec<TraceRow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TraceRow {
+    pub step: u32,
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub step_size: f64,
+    pub elapsed_s: f64,
+    /// The loss on held-out data, at the steps where it was computed.
+    pub heldout_loss: Option<f64>,
+}
+
+impl Table for PrecisionEntries {
+    const STAGE: Stage = Stage::Precision;
+
+    fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt16Array::from(self.i[rows.clone()].to_vec())),
+            Arc::new(UInt16Array::from(self.j[rows.clone()].to_vec())),
+            Arc::new(Int8Array::from(self.di[rows.clone()].to_vec())),
+            Arc::new(Int8Array::from(self.dj[rows.clone()].to_vec())),
+            Arc::new(Float64Array::from(self.value[rows].to_vec())),
+        ];
+        RecordBatch::try_new(schema.clone(), columns).expect("precision batch matches its schema")
+    }
+
+    fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let mut t = PrecisionEntries {
+            height: meta.height,
+            width: meta.width,
+            i: vec![],
+            j: vec![],
+            di: vec![],
+            dj: vec![],
+            value: vec![],
+        };
+        for batch in &batches {
+            t.i.extend_from_slice(column::<UInt16Array>(batch, "i").values());
+            t.j.extend_from_slice(column::<UInt16Array>(batch, "j").values());
+            t.di.extend_from_slice(column::<Int8Array>(batch, "di").values());
+            t.dj.extend_from_slice(column::<Int8Array>(batch, "dj").values());
+            t.value.extend_from_slice(column::<Float64Array>(batch, "value").values());
+        }
+        let (w, d) = (meta.width as i64, meta.pixels() as i64);
+        for k in 0..t.value.len() {
+            let (i, j, di, dj) = (t.i[k] as i64, t.j[k] as i64, t.di[k] as i64, t.dj[k] as i64);
+            let col = i % w + dj;
+            let problem = if j >= d || i > j {
+                Some(format!("entry ({i}, {j}) is not in the upper triangle of a {d}x{d} matrix"))
+            } else if j != i + di * w + dj || !(0..w).contains(&col) {
+                Some(format!("entry ({i}, {j}) does not match its offset (di, dj) = ({di}, {dj}) on a {w}-wide grid"))
+            } else if !t.value[k].is_finite() {
+                Some(format!("value {} is not a finite number", t.value[k]))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(TableError::Value { path: path.to_path_buf(), column: "value", row: k, problem });
+            }
+        }
+        Ok(t)
+    }
+}
+
+impl Table for Trace {
+    const STAGE: Stage = Stage::Trace;
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let rows = &self.rows[rows];
+        let f = |get: fn(&TraceRow) -> f64| -> ArrayRef { Arc::new(rows.iter().map(get).collect::<Float64Array>()) };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(rows.iter().map(|r| r.step).collect::<UInt32Array>()),
+            f(|r| r.loss),
+            f(|r| r.grad_norm),
+            f(|r| r.step_size),
+            f(|r| r.elapsed_s),
+            Arc::new(rows.iter().map(|r| r.heldout_loss).collect::<Float64Array>()),
+        ];
+        RecordBatch::try_new(schema.clone(), columns).expect("trace batch matches its schema")
+    }
+
+    fn from_batches(_: &Path, _: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let f = |name| column::<Float64Array>(batch, name);
+            let (step, loss, grad, size, elapsed, heldout) =
+                (column::<UInt32Array>(batch, "step"), f("loss"), f("grad_norm"), f("step_size"), f("elapsed_s"), f("heldout_loss"));
+            for k in 0..batch.num_rows() {
+                rows.push(TraceRow {
+                    step: step.value(k),
+                    loss: loss.value(k),
+                    grad_norm: grad.value(k),
+                    step_size: size.value(k),
+                    elapsed_s: elapsed.value(k),
+                    heldout_loss: heldout.is_valid(k).then(|| heldout.value(k)),
+                });
+            }
+        }
+        Ok(Trace { rows })
+    }
 }

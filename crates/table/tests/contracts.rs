@@ -160,3 +160,56 @@ fn parquet_without_gmrf_metadata_is_refused() {
     let message = read::<Images>(&path).unwrap_err().to_string();
     assert!(message.contains("not a gmrf table (no `gmrf.stage` in its metadata)"), "{message}");
 }
+
+fn precision_3x3() -> gmrf_table::PrecisionEntries {
+    // Diagonal and right neighbours of a 3x3 grid's first row: (0,0), (0,1), (1,1), (1,2), (2,2).
+    gmrf_table::PrecisionEntries {
+        height: 3,
+        width: 3,
+        i: vec![0, 0, 1, 1, 2],
+        j: vec![0, 1, 1, 2, 2],
+        di: vec![0, 0, 0, 0, 0],
+        dj: vec![0, 1, 0, 1, 0],
+        value: vec![2.0, -0.5, 2.0, -0.5, 2.0],
+    }
+}
+
+#[test]
+fn precision_and_trace_round_trip() {
+    use gmrf_table::{Trace, TraceRow};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let p = precision_3x3();
+    write(&path, &p, &Meta::new(Stage::Precision, 3, 3).with("method", "sm")).unwrap().commit().unwrap();
+    assert_eq!(read::<gmrf_table::PrecisionEntries>(&path).unwrap().0, p);
+
+    let trace = Trace {
+        rows: (0..5)
+            .map(|k| TraceRow {
+                step: k,
+                loss: -(k as f64),
+                grad_norm: 1.0 / (k as f64 + 1.0),
+                step_size: 0.1,
+                elapsed_s: k as f64 * 0.01,
+                heldout_loss: (k % 2 == 0).then_some(k as f64),
+            })
+            .collect(),
+    };
+    let path = dir.path().join("t.parquet");
+    write(&path, &trace, &Meta::new(Stage::Trace, 3, 3)).unwrap().commit().unwrap();
+    assert_eq!(read::<Trace>(&path).unwrap().0, trace);
+}
+
+#[test]
+fn precision_entry_inconsistent_with_its_offset_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let mut p = precision_3x3();
+    // (2, 3) would wrap from the end of row 0 to the start of row 1: not a right neighbour.
+    p.i[4] = 2;
+    p.j[4] = 3;
+    p.dj[4] = 1;
+    write(&path, &p, &Meta::new(Stage::Precision, 3, 3)).unwrap().commit().unwrap();
+    let message = read::<gmrf_table::PrecisionEntries>(&path).unwrap_err().to_string();
+    assert!(message.contains("row 4: entry (2, 3) does not match its offset (di, dj) = (0, 1)"), "{message}");
+}
