@@ -44,7 +44,7 @@ mnist-prepare: mnist-data build
 
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
-    cargo test --workspace --all-targets --locked
+    cargo test --workspace --locked
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -163,19 +163,14 @@ impl Centring {
 }
 
 /// The noise generator of one image, keyed by (seed, source, id): ChaCha8 (portable, the same
-/// stream on every platform) seeded with the run seed, the image id and a 64-bit FNV-1a hash of
+/// stream on every platform) seeded with the run seed, the image id and a stable 64-bit hash of
 /// its source, so an image's noise is the same whichever table or thread it is processed in.
 pub fn row_rng(seed: u64, source: &str, id: u32) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&fnv1a(source.as_bytes()).to_le_bytes());
+    key[8..16].copy_from_slice(&gmrf_table::stable_hash(source.as_bytes()).to_le_bytes());
     key[16..20].copy_from_slice(&id.to_le_bytes());
     ChaCha8Rng::from_seed(key)
-}
-
-/// 64-bit FNV-1a: a stable hash (unlike std's, which may change between releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 mod atomic;
 mod error;
+mod identity;
 mod io;
 mod meta;
 pub mod schema;
@@ -27,6 +28,7 @@ mod tables;
 
 pub use atomic::{PendingFile, commit_all};
 pub use error::TableError;
+pub use identity::{in_holdout, stable_hash};
 pub use io::{Table, read, read_meta, write};
 pub use meta::{Meta, Stage};
 pub use tables::{Centred, Images, MeanImage, PrecisionEntries, Trace, TraceRow};
