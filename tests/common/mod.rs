@@ -119,36 +119,27 @@ impl MnistFiles {
     /// `gmrf ingest` of both splits and `gmrf centre` into `dir`, as `just mnist-prepare` runs them.
     pub fn prepare(&self, dir: &Path, threads: Option<usize>, extra: &[&str]) {
         let d = |name: &str| dir.join(name);
-        ok(gmrf_with_threads(
-            [
-                "ingest".as_ref(),
-                "mnist".as_ref(),
-                "--images".as_ref(),
-                self.train_images.as_os_str(),
-                "--labels".as_ref(),
-                self.train_labels.as_os_str(),
-                "--split".as_ref(),
-                "train".as_ref(),
-                "--out".as_ref(),
-                d("train.parquet").as_os_str(),
-            ] as [&std::ffi::OsStr; 10],
-            threads,
-        ));
-        ok(gmrf_with_threads(
-            [
-                "ingest".as_ref(),
-                "mnist".as_ref(),
-                "--images".as_ref(),
-                self.test_images.as_os_str(),
-                "--labels".as_ref(),
-                self.test_labels.as_os_str(),
-                "--split".as_ref(),
-                "test".as_ref(),
-                "--out".as_ref(),
-                d("test.parquet").as_os_str(),
-            ] as [&std::ffi::OsStr; 10],
-            threads,
-        ));
+        for (images, labels, split) in [
+            (&self.train_images, &self.train_labels, "train"),
+            (&self.test_images, &self.test_labels, "test"),
+        ] {
+            let out = d(&format!("{split}.parquet"));
+            ok(gmrf_with_threads(
+                [
+                    "ingest".as_ref(),
+                    "mnist".as_ref(),
+                    "--images".as_ref(),
+                    images.as_os_str(),
+                    "--labels".as_ref(),
+                    labels.as_os_str(),
+                    "--split".as_ref(),
+                    split.as_ref(),
+                    "--out".as_ref(),
+                    out.as_os_str(),
+                ] as [&std::ffi::OsStr; 10],
+                threads,
+            ));
+        }
         let mut centre: Vec<std::ffi::OsString> =
             vec!["centre".into(), "--config".into(), root().join("pipelines/mnist.toml").into()];
         for (flag, name) in [

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow_array::types::ArrowPrimitiveType;
 use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float64Array, Int8Array, PrimitiveArray, RecordBatch, StringArray, UInt8Array,
-    UInt16Array, UInt32Array,
+    Array, ArrayRef, FixedSizeListArray, Float64Array, Int8Array, PrimitiveArray, RecordBatch, StringArray,
+    UInt8Array, UInt16Array, UInt32Array,
 };
 use arrow_schema::SchemaRef;
 use ndarray::Array2;
@@ -346,7 +346,9 @@ impl Table for PrecisionEntries {
             let problem = if j >= d || i > j {
                 Some(format!("entry ({i}, {j}) is not in the upper triangle of a {d}x{d} matrix"))
             } else if j != i + di * w + dj || !(0..w).contains(&col) {
-                Some(format!("entry ({i}, {j}) does not match its offset (di, dj) = ({di}, {dj}) on a {w}-wide grid"))
+                Some(format!(
+                    "entry ({i}, {j}) does not match its offset (di, dj) = ({di}, {dj}) on a {w}-wide grid"
+                ))
             } else if !t.value[k].is_finite() {
                 Some(format!("value {} is not a finite number", t.value[k]))
             } else {
@@ -369,7 +371,9 @@ impl Table for Trace {
 
     fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
         let rows = &self.rows[rows];
-        let f = |get: fn(&TraceRow) -> f64| -> ArrayRef { Arc::new(rows.iter().map(get).collect::<Float64Array>()) };
+        let f = |get: fn(&TraceRow) -> f64| -> ArrayRef {
+            Arc::new(rows.iter().map(get).collect::<Float64Array>())
+        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(rows.iter().map(|r| r.step).collect::<UInt32Array>()),
             f(|r| r.loss),
@@ -385,8 +389,14 @@ impl Table for Trace {
         let mut rows = Vec::new();
         for batch in &batches {
             let f = |name| column::<Float64Array>(batch, name);
-            let (step, loss, grad, size, elapsed, heldout) =
-                (column::<UInt32Array>(batch, "step"), f("loss"), f("grad_norm"), f("step_size"), f("elapsed_s"), f("heldout_loss"));
+            let (step, loss, grad, size, elapsed, heldout) = (
+                column::<UInt32Array>(batch, "step"),
+                f("loss"),
+                f("grad_norm"),
+                f("step_size"),
+                f("elapsed_s"),
+                f("heldout_loss"),
+            );
             for k in 0..batch.num_rows() {
                 rows.push(TraceRow {
                     step: step.value(k),
