@@ -42,6 +42,19 @@ mnist-prepare: mnist-data build
     {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist/test.parquet
     {{gmrf}} centre --config pipelines/mnist.toml --fit runs/mnist/train.parquet --mean runs/mnist/mean.parquet --out runs/mnist/train-centred.parquet --apply runs/mnist/test.parquet --apply-out runs/mnist/test-centred.parquet
 
+# Fit Λθ to all of MNIST with pipeline PIPELINE (pipelines/PIPELINE.toml) into runs/PIPELINE/.
+estimate PIPELINE *FLAGS: mnist-prepare
+    {{gmrf}} estimate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --out runs/{{PIPELINE}} {{FLAGS}}
+
+# Exact positive definite score matching on all of MNIST (4 neighbours) into runs/mnist-sm/.
+mnist-sm *FLAGS: (estimate "mnist-sm" FLAGS)
+
+# Masked maximum likelihood, the reference, on all of MNIST into runs/mnist-mle/.
+mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS)
+
+# The original homework's gradient-descent score matching on all of MNIST into runs/mnist-sm-gd/.
+mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS)
+
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
     cargo test --workspace --locked
@@ -51,5 +64,6 @@ test:
 # Benchmarks: speed as ratios against a baseline measured in the same run, peak memory per stage.
 bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
+    cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
     @echo "peak resident memory per stage, all of MNIST:"
     @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'

@@ -24,6 +24,13 @@ pub enum Command {
     Ingest(Ingest),
     /// Fit the mean image on a training table; write centred, dequantised tables.
     Centre(CentreArgs),
+    /// Fit a sparse precision matrix Λθ to a `centred` table; write `precision` and `trace`.
+    ///
+    /// Methods: `sm`, exact score matching kept positive definite (the unconstrained optimum
+    /// when it is positive definite, else a log-barrier path whose weight is chosen by held-out
+    /// likelihood on a validation split of the training table); `sm-gd`, the original homework's
+    /// fixed-step gradient descent; `mle`, masked maximum likelihood (the reference).
+    Estimate(EstimateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,4 +107,83 @@ pub enum NoiseKind {
     Uniform,
     None,
     Gaussian,
+}
+
+#[derive(Debug, Args)]
+pub struct EstimateArgs {
+    /// Training `centred` table.
+    #[arg(long, value_name = "TRAIN-CENTRED.parquet")]
+    pub train: PathBuf,
+    /// Output folder: `precision.parquet` and `trace.parquet` are written there.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Pipeline parameters (`pipelines/*.toml`, section `[estimate]`); flags override them.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: EstimateParams,
+}
+
+/// Parameters of `gmrf estimate`, from flags or from a pipeline file's `[estimate]` section.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateParams {
+    /// Estimator [default: sm].
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
+    /// Neighbourhood pattern of Λθ: `4`, `8`, or `r<radius>` (every offset within that
+    /// Euclidean radius) [default: 4].
+    #[arg(long, value_name = "4|8|rR")]
+    pub neighbourhood: Option<String>,
+    /// Seed of the validation split [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// sm: fraction of training images held out to choose the barrier weight t, split by a
+    /// stable hash of (seed, source, id) [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub validation_fraction: Option<f64>,
+    /// sm: use this barrier weight t instead of choosing it on the validation split.
+    #[arg(long, value_name = "T")]
+    pub barrier_t: Option<f64>,
+    /// sm: smallest barrier weight tried when choosing t by validation [default: 1e-3].
+    #[arg(long, value_name = "T")]
+    pub t_min: Option<f64>,
+    /// sm-gd: learning rate [default: 1e-3].
+    #[arg(long, value_name = "ETA")]
+    pub learning_rate: Option<f64>,
+    /// sm-gd: number of full-batch steps [default: 500].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u32>,
+    /// sm-gd: `symmetrised` gradient ½(SΛ + ΛS) − I, or the `original` code's upper triangle of
+    /// ΛS − I copied to the lower (a different fixed point) [default: symmetrised].
+    #[arg(long, value_enum)]
+    pub gradient: Option<GradientKind>,
+    /// mle: stop when max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ| over the pattern [default: 1e-6].
+    #[arg(long, value_name = "TOL")]
+    pub tolerance: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Sm,
+    SmGd,
+    Mle,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Sm => "sm",
+            Method::SmGd => "sm-gd",
+            Method::Mle => "mle",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GradientKind {
+    Symmetrised,
+    Original,
 }

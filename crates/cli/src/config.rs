@@ -34,6 +34,23 @@ impl Overlay for crate::args::CentreParams {
     }
 }
 
+impl Overlay for crate::args::EstimateParams {
+    fn overlay(self, under: Self) -> Self {
+        Self {
+            method: self.method.or(under.method),
+            neighbourhood: self.neighbourhood.or(under.neighbourhood),
+            seed: self.seed.or(under.seed),
+            validation_fraction: self.validation_fraction.or(under.validation_fraction),
+            barrier_t: self.barrier_t.or(under.barrier_t),
+            t_min: self.t_min.or(under.t_min),
+            learning_rate: self.learning_rate.or(under.learning_rate),
+            steps: self.steps.or(under.steps),
+            gradient: self.gradient.or(under.gradient),
+            tolerance: self.tolerance.or(under.tolerance),
+        }
+    }
+}
+
 /// The parameters of a stage: its flags over its pipeline file's section, if any.
 pub fn resolve<T: DeserializeOwned + Default + Overlay>(
     flags: T,

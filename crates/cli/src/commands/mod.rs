@@ -1,6 +1,7 @@
 //! One module per stage; each reads and checks all its inputs before it writes anything.
 
 mod centre;
+mod estimate;
 mod ingest;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(Ingest::Mnist(args)) => ingest::mnist(args),
         Command::Centre(args) => centre::run(args),
+        Command::Estimate(args) => estimate::run(args),
     }
 }
 

@@ -1,0 +1,22 @@
+//! Errors of the estimation crate.
+
+use gmrf_model::ModelError;
+
+/// What can go wrong in an estimator.
+#[derive(Debug, thiserror::Error)]
+pub enum EstimationError {
+    /// Data and pattern disagree, or statistics lack offsets a method needs.
+    #[error("{0}")]
+    Shape(String),
+    /// A model operation failed (e.g. the starting point is not positive definite).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// An optimiser could not make progress.
+    #[error("{method}: {reason}")]
+    NoProgress {
+        /// Which estimator.
+        method: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

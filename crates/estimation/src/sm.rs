@@ -1,0 +1,267 @@
+//! `sm`: exact, positive definite score matching.
+//!
+//! J(θ) = ½θᵀHθ − bᵀθ is quadratic, so its unconstrained optimum solves Hθ = b, i.e.
+//! P(½(SV + VS)) = P(I) (CG, Jacobi preconditioner). If that Λ is positive definite it is the
+//! answer. Otherwise (MNIST: 29 eigenvalues ≤ 0 for 4 neighbours) we solve min J s.t. Λ ≻ 0 by a
+//! log-barrier: minimise J(Λ) − t·log|Λ| for t = t₀, t₀/10, …, each stage by Newton-CG warm
+//! started from the previous one (Boyd & Vandenberghe 2004, §11.3). The constrained optimum is
+//! singular, and t acts as a regulariser: by default it is chosen by held-out likelihood.
+
+use std::time::Instant;
+
+use gmrf_model::{Pattern, Precision};
+use ndarray::ArrayView2;
+
+use crate::cg::{Preconditioner, conjugate_gradient};
+use crate::fit::{Fit, Progress, TraceRow};
+use crate::newton::{BarrierObjective, NewtonOptions, NewtonState};
+use crate::score_matching::ScoreMatching;
+use crate::stats::{Reach, SecondMoments};
+use crate::{EstimationError, diagonal_start, heldout_nll};
+
+/// How the barrier weight t of the returned Λ is decided.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BarrierWeight {
+    /// Follow the path down to `t_min` and return the stage with the lowest validation nll;
+    /// stop early once it has risen for `patience` consecutive stages. Needs validation data.
+    ByValidation {
+        /// Smallest t tried. Default 1e-3.
+        t_min: f64,
+        /// Stages of rising validation nll tolerated before stopping. Default 2.
+        patience: usize,
+    },
+    /// Follow the path down to exactly this t and return that stage.
+    Fixed(f64),
+}
+
+/// Options of [`fit_sm`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SmOptions {
+    /// Relative residual of the unconstrained CG solve. Default 1e-12 (the solve is cheap, and
+    /// the PD case returns it as the answer).
+    pub cg_rel_tol: f64,
+    /// Iteration cap of the unconstrained CG solve. Default 50,000.
+    pub max_cg_iterations: usize,
+    /// First barrier weight, or its upper bound when `t_start_from_gap` is set. Default 1e6.
+    pub t_start: f64,
+    /// Start the path at the power of ten nearest to (J(Λ₀) − J(Λ_u))/d instead, Λ₀ the
+    /// diagonal start and Λ_u the unconstrained optimum (a lower bound on the constrained
+    /// optimum), clamped to [final t, `t_start`]. On the central path the suboptimality at t is
+    /// at most d·t (Boyd & Vandenberghe 2004, §11.2.2), so stages with a larger t are farther
+    /// from the optimum than the start itself and only cost Newton steps (§11.3.1). On MNIST this
+    /// starts at t = 1e4 instead of 1e6. Default true.
+    pub t_start_from_gap: bool,
+    /// Divisor of t between stages. Default 10.
+    pub t_factor: f64,
+    /// Choice of the final t. Default by validation down to 1e-3 with patience 2.
+    pub weight: BarrierWeight,
+    /// Inner Newton-CG settings.
+    pub newton: NewtonOptions,
+}
+
+impl Default for SmOptions {
+    fn default() -> Self {
+        SmOptions {
+            cg_rel_tol: 1e-12,
+            max_cg_iterations: 50_000,
+            t_start: 1e6,
+            t_start_from_gap: true,
+            t_factor: 10.0,
+            weight: BarrierWeight::ByValidation { t_min: 1e-3, patience: 2 },
+            newton: NewtonOptions::default(),
+        }
+    }
+}
+
+/// One barrier stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarrierStage {
+    /// Barrier weight.
+    pub t: f64,
+    /// Newton steps taken.
+    pub newton_steps: usize,
+    /// CG iterations over those steps.
+    pub cg_iterations: usize,
+    /// Whether Newton met its stopping rule.
+    pub converged: bool,
+    /// J(Λ(t)).
+    pub sm_objective: f64,
+    /// Validation nll (nats per pixel) of Λ(t), when validation data was given.
+    pub validation_nll: Option<f64>,
+}
+
+/// Diagnostics of [`fit_sm`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmDiagnostics {
+    /// CG iterations of the unconstrained solve.
+    pub unconstrained_cg_iterations: usize,
+    /// Whether that solve reached its tolerance.
+    pub unconstrained_converged: bool,
+    /// J at the unconstrained optimum (a lower bound for every Λ on the pattern).
+    pub unconstrained_objective: f64,
+    /// Whether the unconstrained optimum is positive definite (then it is the answer).
+    pub unconstrained_pd: bool,
+    /// Eigenvalues ≤ 0 of the unconstrained optimum.
+    pub unconstrained_nonpositive_eigenvalues: usize,
+    /// Smallest eigenvalue of the unconstrained optimum.
+    pub unconstrained_min_eigenvalue: f64,
+    /// The barrier weight of the returned Λ (`None` when the unconstrained optimum is returned).
+    pub chosen_t: Option<f64>,
+    /// Every barrier stage run, in order (empty when the unconstrained optimum is PD).
+    pub barrier_path: Vec<BarrierStage>,
+    /// J at the returned Λ.
+    pub sm_objective: f64,
+}
+
+/// Fits Λ by exact positive definite score matching on centred `train` data (N × d), choosing
+/// the barrier weight on `validation` (also centred with the training mean) when asked to.
+pub fn fit_sm(
+    train: ArrayView2<'_, f32>,
+    validation: Option<ArrayView2<'_, f32>>,
+    pattern: &Pattern,
+    options: &SmOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<SmDiagnostics>, EstimationError> {
+    let moments = SecondMoments::compute(train, pattern, Reach::TwoHops)?;
+    let validation = validation.map(|v| SecondMoments::compute(v, pattern, Reach::Pattern)).transpose()?;
+    let sm = ScoreMatching::new(pattern, &moments)?;
+    sm_exact(&sm, &moments.diagonal(), validation.as_ref(), options, progress)
+}
+
+/// The unconstrained optimum of J: the solution of Hθ = b by Jacobi-preconditioned CG from 0.
+/// Returns (θ, iterations, converged).
+pub fn sm_unconstrained_optimum(
+    sm: &ScoreMatching,
+    rel_tol: f64,
+    max_iter: usize,
+) -> (Vec<f64>, usize, bool) {
+    let jacobi = Preconditioner::Jacobi(sm.hessian_diagonal());
+    let cg = conjugate_gradient(&|v| sm.sm_hessian_vector_product(v), &sm.linear, &jacobi, rel_tol, max_iter);
+    (cg.x, cg.iterations, cg.converged)
+}
+
+/// Exact PD score matching on a prepared problem; `validation` holds the validation second
+/// moments on the pattern ([`Reach::Pattern`]).
+pub fn sm_exact(
+    sm: &ScoreMatching,
+    s_diagonal: &[f64],
+    validation: Option<&SecondMoments>,
+    options: &SmOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<SmDiagnostics>, EstimationError> {
+    let start = Instant::now();
+    let pattern = sm.pattern();
+    let (theta, iterations, converged) =
+        sm_unconstrained_optimum(sm, options.cg_rel_tol, options.max_cg_iterations);
+    let unconstrained = Precision::new(pattern.clone(), theta)?;
+    let objective = sm.sm_objective(unconstrained.values());
+    let g = sm.sm_gradient(unconstrained.values());
+    let eigenvalues = unconstrained.eigenvalues()?;
+    let nonpositive = eigenvalues.iter().filter(|&&v| v <= 0.0).count();
+    let is_pd = unconstrained.is_positive_definite();
+    let heldout = |lam: &Precision| validation.map(|v| heldout_nll(lam, v)).transpose();
+    let mut trace = vec![TraceRow {
+        step: 1,
+        loss: objective,
+        grad_norm: g.iter().map(|x| x * x).sum::<f64>().sqrt(),
+        step_size: 1.0,
+        elapsed_s: start.elapsed().as_secs_f64(),
+        heldout_loss: if is_pd { heldout(&unconstrained)? } else { None },
+    }];
+    if let Some(p) = progress {
+        p(1, objective);
+    }
+    let mut diagnostics = SmDiagnostics {
+        unconstrained_cg_iterations: iterations,
+        unconstrained_converged: converged,
+        unconstrained_objective: objective,
+        unconstrained_pd: is_pd,
+        unconstrained_nonpositive_eigenvalues: nonpositive,
+        unconstrained_min_eigenvalue: eigenvalues[0],
+        chosen_t: None,
+        barrier_path: Vec::new(),
+        sm_objective: objective,
+    };
+    if is_pd {
+        return Ok(Fit { precision: unconstrained, trace, diagnostics });
+    }
+
+    // Constrained: the log-barrier path.
+    let t_end = match options.weight {
+        BarrierWeight::Fixed(t) => t,
+        BarrierWeight::ByValidation { t_min, .. } => {
+            if validation.is_none() {
+                return Err(EstimationError::Shape(
+                    "the unconstrained SM optimum is not positive definite and choosing the barrier weight \
+                     by validation needs validation data (or pass a fixed t)"
+                        .into(),
+                ));
+            }
+            t_min
+        }
+    };
+    if t_end.is_nan() || t_end <= 0.0 || options.t_factor.is_nan() || options.t_factor <= 1.0 {
+        return Err(EstimationError::Shape("the barrier needs t > 0 and a factor > 1".into()));
+    }
+    let objective_fn = BarrierObjective {
+        pattern,
+        adjacency: &sm.adjacency,
+        quadratic: Some(&sm.hessian),
+        linear: &sm.linear.iter().map(|b| -b).collect::<Vec<f64>>(),
+    };
+    let mut state = NewtonState::new(start, progress);
+    state.step = 1;
+    state.trace = std::mem::take(&mut trace);
+    let mut lam = diagonal_start(pattern, s_diagonal)?;
+    let mut t = options.t_start.max(t_end);
+    if options.t_start_from_gap {
+        let gap_per_pixel = (sm.sm_objective(lam.values()) - objective) / pattern.dim() as f64;
+        if gap_per_pixel.is_finite() && gap_per_pixel > 0.0 {
+            t = 10f64.powf(gap_per_pixel.log10().round()).clamp(t_end, t);
+        }
+    }
+    let mut best: Option<(f64, f64, Precision)> = None; // (nll, t, Λ)
+    let mut rising = 0;
+    loop {
+        state.invalidate_preconditioner();
+        let outcome = objective_fn.minimise(lam, t, &options.newton, None, &mut state)?;
+        lam = outcome.precision;
+        let nll = heldout(&lam)?;
+        if let (Some(row), Some(v)) = (state.trace.last_mut(), nll) {
+            row.heldout_loss = Some(v);
+        }
+        diagnostics.barrier_path.push(BarrierStage {
+            t,
+            newton_steps: outcome.steps,
+            cg_iterations: outcome.cg_iterations,
+            converged: outcome.converged,
+            sm_objective: sm.sm_objective(lam.values()),
+            validation_nll: nll,
+        });
+        if let BarrierWeight::ByValidation { patience, .. } = options.weight {
+            let v = nll.expect("validation data checked above");
+            match &best {
+                Some((b, _, _)) if v >= *b => rising += 1,
+                _ => {
+                    best = Some((v, t, lam.clone()));
+                    rising = 0;
+                }
+            }
+            if rising >= patience {
+                break;
+            }
+        }
+        if t <= t_end * (1.0 + 1e-12) {
+            break;
+        }
+        // The last stage lands exactly on t_end.
+        t = (t / options.t_factor).max(t_end);
+    }
+    let (precision, chosen_t) = match best {
+        Some((_, t_best, lam_best)) => (lam_best, t_best),
+        None => (lam, t),
+    };
+    diagnostics.chosen_t = Some(chosen_t);
+    diagnostics.sm_objective = sm.sm_objective(precision.values());
+    Ok(Fit { precision, trace: state.trace, diagnostics })
+}

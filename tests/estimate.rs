@@ -1,0 +1,187 @@
+//! `gmrf estimate` end to end on the MNIST fixture subset: every fitted Λθ is positive definite
+//! (checked here by an independent dense Cholesky), the MLE meets its optimality condition
+//! (against S and Λ⁻¹ computed here densely), outputs are byte-identical on 1 and 2 threads, and
+//! insta snapshots pin each Λθ as 28×28 maps a reviewer can read in a diff.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{MnistFiles, gmrf_with_threads, ok};
+use gmrf_table::{Centred, PrecisionEntries};
+
+/// Prepares the fixture once per test binary.
+fn prepared() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        MnistFiles::fixture().prepare(dir.path(), None, &[]);
+        dir
+    })
+    .path()
+}
+
+/// Runs `gmrf estimate` on the fixture's training table into a new folder.
+fn estimate(method: &str, neighbourhood: &str, threads: Option<usize>) -> (tempfile::TempDir, PathBuf) {
+    let out = tempfile::tempdir().unwrap();
+    let train = prepared().join("train-centred.parquet");
+    let args: Vec<std::ffi::OsString> = vec![
+        "estimate".into(),
+        "--train".into(),
+        train.into(),
+        "--out".into(),
+        out.path().into(),
+        "--method".into(),
+        method.into(),
+        "--neighbourhood".into(),
+        neighbourhood.into(),
+        "--seed".into(),
+        "1".into(),
+    ];
+    ok(gmrf_with_threads(args, threads));
+    let path = out.path().join("precision.parquet");
+    (out, path)
+}
+
+/// Λ as a dense row-major d×d matrix, from the table's upper-triangle entries.
+fn dense(p: &PrecisionEntries) -> Vec<f64> {
+    let d = p.height * p.width;
+    let mut a = vec![0.0; d * d];
+    for k in 0..p.value.len() {
+        let (i, j) = (p.i[k] as usize, p.j[k] as usize);
+        a[i * d + j] = p.value[k];
+        a[j * d + i] = p.value[k];
+    }
+    a
+}
+
+/// Textbook dense Cholesky A = LLᵀ; `None` if a pivot is not positive.
+fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; d * d];
+    for j in 0..d {
+        let s = a[j * d + j] - (0..j).map(|k| l[j * d + k] * l[j * d + k]).sum::<f64>();
+        if s <= 0.0 {
+            return None;
+        }
+        l[j * d + j] = s.sqrt();
+        for i in j + 1..d {
+            let s = a[i * d + j] - (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum::<f64>();
+            l[i * d + j] = s / l[j * d + j];
+        }
+    }
+    Some(l)
+}
+
+/// A⁻¹ from its Cholesky factor, column by column.
+fn inverse(l: &[f64], d: usize) -> Vec<f64> {
+    let mut inv = vec![0.0; d * d];
+    for c in 0..d {
+        let mut y = vec![0.0; d];
+        for i in 0..d {
+            let rhs = if i == c { 1.0 } else { 0.0 };
+            y[i] = (rhs - (0..i).map(|k| l[i * d + k] * y[k]).sum::<f64>()) / l[i * d + i];
+        }
+        for i in (0..d).rev() {
+            y[i] = (y[i] - (i + 1..d).map(|k| l[k * d + i] * y[k]).sum::<f64>()) / l[i * d + i];
+        }
+        for i in 0..d {
+            inv[i * d + c] = y[i];
+        }
+    }
+    inv
+}
+
+/// The table as a reviewer reads it: one 28×28 map per offset, 4 significant digits, `·` where
+/// the offset leaves the grid.
+fn render(p: &PrecisionEntries) -> String {
+    let mut offsets: Vec<(i8, i8)> = p.di.iter().zip(&p.dj).map(|(&a, &b)| (a, b)).collect();
+    offsets.sort();
+    offsets.dedup();
+    let mut out = String::new();
+    for (di, dj) in offsets {
+        out += &format!("offset (di, dj) = ({di}, {dj})\n");
+        let mut map = vec![None; p.height * p.width];
+        for k in 0..p.value.len() {
+            if (p.di[k], p.dj[k]) == (di, dj) {
+                map[p.i[k] as usize] = Some(p.value[k]);
+            }
+        }
+        for row in map.chunks(p.width) {
+            let cells: Vec<String> =
+                row.iter().map(|v| v.map_or(format!("{:>10}", "·"), |v| format!("{v:>10.3e}"))).collect();
+            out += cells.join("").trim_end();
+            out += "\n";
+        }
+    }
+    out
+}
+
+fn check_positive_definite(path: &Path) -> PrecisionEntries {
+    let (p, meta) = gmrf_table::read::<PrecisionEntries>(path).unwrap();
+    assert_eq!(meta.param("positive_definite"), Some("true"));
+    let min_eigenvalue: f64 = meta.param("min_eigenvalue").unwrap().parse().unwrap();
+    assert!(min_eigenvalue > 0.0, "smallest eigenvalue {min_eigenvalue}");
+    assert!(cholesky(&dense(&p), p.height * p.width).is_some(), "no dense Cholesky factor");
+    p
+}
+
+#[test]
+fn mle_is_positive_definite_and_meets_its_optimality_condition() {
+    for neighbourhood in ["4", "8"] {
+        let (_out, path) = estimate("mle", neighbourhood, None);
+        let p = check_positive_definite(&path);
+        let d = p.height * p.width;
+        let sigma = inverse(&cholesky(&dense(&p), d).unwrap(), d);
+        let (train, _) = gmrf_table::read::<Centred>(&prepared().join("train-centred.parquet")).unwrap();
+        let n = train.len() as f64;
+        let s = |i: usize, j: usize| -> f64 {
+            train.x.rows().into_iter().map(|r| r[i] as f64 * r[j] as f64).sum::<f64>() / n
+        };
+        let pairs: Vec<(usize, usize)> =
+            p.i.iter().zip(&p.j).map(|(&i, &j)| (i as usize, j as usize)).collect();
+        let s_on_pattern: Vec<f64> = pairs.iter().map(|&(i, j)| s(i, j)).collect();
+        let s_max = s_on_pattern.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let gap = pairs
+            .iter()
+            .zip(&s_on_pattern)
+            .map(|(&(i, j), s)| (sigma[i * d + j] - s).abs())
+            .fold(0.0f64, f64::max);
+        // The condition, 1e-6 relative; the dense inverse here adds ~1e-12 of rounding.
+        assert!(gap < 1e-6 * s_max, "{neighbourhood} neighbours: max |Σ − S| = {gap:e}, max |S| = {s_max:e}");
+        insta::assert_snapshot!(format!("mle_{neighbourhood}_neighbours"), render(&p));
+    }
+}
+
+#[test]
+fn sm_is_positive_definite_and_reports_its_barrier() {
+    for neighbourhood in ["4", "8"] {
+        let (_out, path) = estimate("sm", neighbourhood, None);
+        let p = check_positive_definite(&path);
+        let meta = gmrf_table::read_meta(&path).unwrap();
+        // Either the unconstrained optimum was PD (and returned), or a barrier weight was chosen.
+        let unconstrained_pd = meta.param("unconstrained_pd") == Some("true");
+        assert_eq!(meta.param("barrier_t").unwrap().starts_with("none"), unconstrained_pd, "{meta:?}");
+        insta::assert_snapshot!(format!("sm_{neighbourhood}_neighbours"), render(&p));
+    }
+}
+
+#[test]
+fn sm_gd_keeps_a_positive_definite_precision() {
+    let (out, path) = estimate("sm-gd", "4", None);
+    check_positive_definite(&path);
+    let (trace, _) = gmrf_table::read::<gmrf_table::Trace>(&out.path().join("trace.parquet")).unwrap();
+    assert_eq!(trace.rows.len(), 500);
+    assert!(trace.rows.iter().all(|r| r.loss.is_finite() && r.grad_norm.is_finite()));
+}
+
+#[test]
+fn precision_tables_are_byte_identical_on_one_and_two_threads() {
+    for method in ["sm", "mle"] {
+        let (_a, one) = estimate(method, "4", Some(1));
+        let (_b, two) = estimate(method, "4", Some(2));
+        assert!(
+            std::fs::read(one).unwrap() == std::fs::read(two).unwrap(),
+            "{method} differs across thread counts"
+        );
+    }
+}
