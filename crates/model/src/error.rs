@@ -36,6 +36,14 @@ pub enum ModelError {
         /// Row-major pixel index of the failing pivot (or of the first non-positive eigenvalue).
         pivot: usize,
     },
+    /// A `precision` table does not hold the entries of its pattern.
+    #[error("{}: {problem}", path.display())]
+    BadTable {
+        /// The file read.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// faer reported an error (out of memory, or no convergence of an eigen solver).
     #[error("linear algebra failure: {0}")]
     Faer(String),

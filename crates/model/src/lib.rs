@@ -36,6 +36,7 @@ mod error;
 mod pattern;
 mod precision;
 mod sampling;
+mod table;
 
 pub use cholesky::{Cholesky, InverseBand};
 pub use eigen::SymmetricEigen;

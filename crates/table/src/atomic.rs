@@ -65,3 +65,14 @@ impl Drop for PendingFile {
 pub fn commit_all(pending: Vec<PendingFile>) -> Result<Vec<PathBuf>, TableError> {
     pending.into_iter().map(PendingFile::commit).collect()
 }
+
+/// Writes `bytes` (a figure, a report) under a temporary name beside `destination`, to be committed
+/// with a stage's tables so that the run folder never holds a figure without its tables.
+pub fn write_bytes(destination: &Path, bytes: &[u8]) -> Result<PendingFile, TableError> {
+    use std::io::Write;
+    let (pending, mut file) = PendingFile::create(destination)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| TableError::io(pending.temporary(), e))?;
+    Ok(pending)
+}

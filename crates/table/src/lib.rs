@@ -20,14 +20,16 @@
 
 mod atomic;
 mod error;
+mod evaluation_tables;
 mod identity;
 mod io;
 mod meta;
 pub mod schema;
 mod tables;
 
-pub use atomic::{PendingFile, commit_all};
+pub use atomic::{PendingFile, commit_all, write_bytes};
 pub use error::TableError;
+pub use evaluation_tables::{Metrics, MetricsRow, Samples, Scores};
 pub use identity::{in_holdout, stable_hash};
 pub use io::{Table, read, read_meta, write};
 pub use meta::{Meta, Stage};

@@ -25,10 +25,12 @@ pub enum Stage {
     Samples,
     /// Photos the ingest skipped, with the reason (`gmrf ingest photos`).
     Skipped,
+    /// The negative log-likelihood of every image under every evaluated model (`gmrf evaluate`).
+    Scores,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Images,
         Stage::Centred,
         Stage::Mean,
@@ -37,6 +39,7 @@ impl Stage {
         Stage::Metrics,
         Stage::Samples,
         Stage::Skipped,
+        Stage::Scores,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Stage {
             Stage::Metrics => "metrics",
             Stage::Samples => "samples",
             Stage::Skipped => "skipped",
+            Stage::Scores => "scores",
         }
     }
 
@@ -62,7 +66,7 @@ impl Stage {
             Stage::Images | Stage::Skipped => "gmrf ingest",
             Stage::Centred | Stage::Mean => "gmrf centre",
             Stage::Precision | Stage::Trace => "gmrf estimate",
-            Stage::Metrics | Stage::Samples => "gmrf evaluate",
+            Stage::Metrics | Stage::Samples | Stage::Scores => "gmrf evaluate",
         }
     }
 }

@@ -74,18 +74,26 @@ pub fn schema(stage: Stage, pixels: usize) -> SchemaRef {
             utf8("model"),
             utf8("method"),
             utf8("neighbourhood"),
+            utf8("parameters"),
             u32("n_train"),
             u32("n_test"),
             u32("nnz"),
             f64("train_nll"),
             f64("test_nll"),
+            f64("train_bpd"),
             f64("test_bpd"),
             f64("min_eigenvalue"),
             f64("condition_number"),
             Field::new("fit_seconds", DataType::Float64, true),
         ],
-        Stage::Samples => vec![u32("id"), utf8("sampler"), image_column("pixels", DataType::UInt8, pixels)],
+        Stage::Samples => {
+            vec![utf8("model"), u32("id"), utf8("sampler"), image_column("pixels", DataType::UInt8, pixels)]
+        }
         Stage::Skipped => vec![utf8("path"), utf8("reason")],
+        Stage::Scores => {
+            let [id, label, source] = identity();
+            vec![utf8("model"), utf8("split"), id, label, source, f64("nll")]
+        }
     };
     Arc::new(Schema::new(fields))
 }

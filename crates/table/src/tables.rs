@@ -200,7 +200,7 @@ impl Table for MeanImage {
 }
 
 /// A column of a batch whose type was checked against the contract when the file was opened.
-fn column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> &'a A {
+pub(crate) fn column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> &'a A {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<A>())
@@ -235,7 +235,10 @@ fn identity_from(batches: &[RecordBatch]) -> (Vec<u32>, Vec<Option<u8>>, Vec<Str
 }
 
 /// Rows `rows` of an image matrix as a fixed-size-list column.
-fn image_column<T: ArrowPrimitiveType>(images: &Array2<T::Native>, rows: Range<usize>) -> ArrayRef {
+pub(crate) fn image_column<T: ArrowPrimitiveType>(
+    images: &Array2<T::Native>,
+    rows: Range<usize>,
+) -> ArrayRef {
     let d = images.ncols();
     let images = images.as_standard_layout();
     let values = &images.as_slice().expect("standard layout")[rows.start * d..rows.end * d];
@@ -244,7 +247,7 @@ fn image_column<T: ArrowPrimitiveType>(images: &Array2<T::Native>, rows: Range<u
 }
 
 /// A fixed-size-list column of all batches as an image matrix, refusing nulls.
-fn image_from<T: ArrowPrimitiveType>(
+pub(crate) fn image_from<T: ArrowPrimitiveType>(
     path: &Path,
     meta: &Meta,
     batches: &[RecordBatch],

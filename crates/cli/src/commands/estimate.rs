@@ -4,8 +4,8 @@ use anyhow::{Context, bail};
 use gmrf_estimation::{
     BarrierWeight, GdGradient, MleOptions, SmGdOptions, SmOptions, fit_mle, fit_sm, fit_sm_gd,
 };
-use gmrf_model::{Neighbourhood, Pattern, Precision};
-use gmrf_table::{Centred, Meta, PrecisionEntries, Stage, Trace};
+use gmrf_model::{Neighbourhood, Pattern};
+use gmrf_table::{Centred, Meta, Stage, Trace};
 use ndarray::{Array2, Axis};
 
 use super::file_name;
@@ -112,7 +112,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
 
     let trace_meta = Meta { stage: Stage::Trace, ..meta.clone() };
     let pending = vec![
-        gmrf_table::write(&args.out.join("precision.parquet"), &precision_table(&precision), &meta)?,
+        gmrf_table::write(&args.out.join("precision.parquet"), &precision.to_table(), &meta)?,
         gmrf_table::write(&args.out.join("trace.parquet"), &Trace { rows: trace }, &trace_meta)?,
     ];
     gmrf_table::commit_all(pending)?;
@@ -149,19 +149,4 @@ fn validation_split(train: &Centred, seed: u64, fraction: f64) -> anyhow::Result
         );
     }
     Ok((train.x.select(Axis(0), &fit), train.x.select(Axis(0), &validation)))
-}
-
-/// Λ's stored entries as the `precision` table.
-pub(crate) fn precision_table(precision: &Precision) -> PrecisionEntries {
-    let pattern = precision.pattern();
-    let entries = pattern.entries();
-    PrecisionEntries {
-        height: pattern.height(),
-        width: pattern.width(),
-        i: entries.iter().map(|e| e.i as u16).collect(),
-        j: entries.iter().map(|e| e.j as u16).collect(),
-        di: entries.iter().map(|e| e.di).collect(),
-        dj: entries.iter().map(|e| e.dj).collect(),
-        value: precision.values().to_vec(),
-    }
 }

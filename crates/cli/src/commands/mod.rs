@@ -2,6 +2,7 @@
 
 mod centre;
 mod estimate;
+mod evaluate;
 mod ingest;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(Ingest::Mnist(args)) => ingest::mnist(args),
         Command::Centre(args) => centre::run(args),
         Command::Estimate(args) => estimate::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }
 

@@ -1,0 +1,126 @@
+//! `gmrf evaluate`: score fitted models and baselines, draw samples and figures, write the report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use gmrf_evaluation::{Model, Options, evaluate};
+use gmrf_model::Precision;
+use gmrf_table::{Centred, MeanImage, Meta, PrecisionEntries, Stage, Trace};
+
+use super::file_name;
+use crate::args::EvaluateArgs;
+use crate::config::resolve;
+use crate::progress::{Stopwatch, spinner};
+
+pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+    let clock = Stopwatch::start("evaluate");
+    let p = resolve(args.params, args.config.as_deref(), "evaluate")?;
+
+    // Read and check every input before anything is written.
+    let spin = spinner("reading tables");
+    let (train, train_meta) = gmrf_table::read::<Centred>(&args.train)?;
+    let (test, test_meta) = gmrf_table::read::<Centred>(&args.test)?;
+    let (mean, _) = gmrf_table::read::<MeanImage>(&args.mean)?;
+    for (path, meta) in [(&args.train, &train_meta), (&args.test, &test_meta)] {
+        if let Some(used) = meta.param("mean")
+            && used != file_name(&args.mean)
+        {
+            bail!(
+                "{}: it was centred with the mean table `{used}`, not {}",
+                path.display(),
+                args.mean.display()
+            );
+        }
+    }
+    let scale: f64 = match train_meta.param("scale") {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("{}: gmrf.scale {s:?} is not a number", args.train.display()))?,
+        None => 256.0,
+    };
+    let models = args.models.iter().map(|spec| read_model(spec)).collect::<anyhow::Result<Vec<_>>>()?;
+    spin.finish_and_clear();
+
+    let title = p.title.unwrap_or_else(|| format!("gmrf run `{}`", file_name(&args.out)));
+    let noise = train_meta.param("noise").unwrap_or("unknown");
+    let options = Options {
+        title: title.clone(),
+        samples: p.samples.unwrap_or(64),
+        tau: p.tau.unwrap_or(0.1),
+        seed: p.seed.unwrap_or(0),
+        scale,
+        data_note: format!(
+            "Training table `{}` ({} images), test table `{}` ({} images), {}x{} pixels, pixel noise: {noise}.",
+            file_name(&args.train),
+            train.len(),
+            file_name(&args.test),
+            test.len(),
+            train.height,
+            train.width
+        ),
+    };
+    if !(options.tau > 0.0 && options.tau.is_finite()) {
+        bail!("--tau must be a positive number, got {}", options.tau);
+    }
+    let spin = spinner("evaluating");
+    let result =
+        evaluate(&train, &test, &mean, &models, &options, &|what| spin.set_message(what.to_string()))?;
+    spin.set_message("writing");
+
+    let meta = |stage| {
+        Meta::new(stage, train.height, train.width)
+            .with("train", file_name(&args.train))
+            .with("test", file_name(&args.test))
+            .with("mean", file_name(&args.mean))
+            .with("models", models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","))
+            .with("seed", options.seed)
+            .with("tau", options.tau)
+            .with("scale", scale)
+    };
+    let out = &args.out;
+    let mut pending = vec![
+        gmrf_table::write(&out.join("metrics.parquet"), &result.metrics, &meta(Stage::Metrics))?,
+        gmrf_table::write(&out.join("scores.parquet"), &result.scores, &meta(Stage::Scores))?,
+        gmrf_table::write(&out.join("samples.parquet"), &result.samples, &meta(Stage::Samples))?,
+        gmrf_table::write_bytes(&out.join("report.md"), result.report.as_bytes())?,
+    ];
+    for (path, png) in &result.figures {
+        pending.push(gmrf_table::write_bytes(&out.join(path), png)?);
+    }
+    gmrf_table::commit_all(pending)?;
+    spin.finish_and_clear();
+
+    let best = result.metrics.rows.iter().min_by(|a, b| a.test_nll.total_cmp(&b.test_nll));
+    clock.summary(&format!(
+        "wrote {}/report.md ({} models and 2 baselines; best test nll {}; {} figures)",
+        out.display(),
+        models.len(),
+        best.map_or("–".into(), |b| format!("{:.4} nats/pixel ({})", b.test_nll, b.model)),
+        result.figures.len()
+    ));
+    Ok(())
+}
+
+/// A `--model [NAME=]DIR` argument: the precision table in DIR (a `precision.parquet` path works
+/// too), its trace beside it if there is one, and the model's name.
+fn read_model(spec: &str) -> anyhow::Result<Model> {
+    let (name, location) = match spec.split_once('=') {
+        Some((name, location)) => (Some(name.to_string()), location),
+        None => (None, spec),
+    };
+    let location = PathBuf::from(location);
+    let (precision_path, folder) = if location.is_dir() {
+        (location.join("precision.parquet"), location)
+    } else {
+        let folder = location.parent().map(Path::to_path_buf).unwrap_or_default();
+        (location, folder)
+    };
+    let (entries, meta) = gmrf_table::read::<PrecisionEntries>(&precision_path)?;
+    let precision = Precision::from_table(&precision_path, &entries, &meta)?;
+    let trace_path = folder.join("trace.parquet");
+    let trace = if trace_path.exists() { Some(gmrf_table::read::<Trace>(&trace_path)?.0) } else { None };
+    let name = name.unwrap_or_else(|| {
+        format!("{}-{}", meta.param("method").unwrap_or("model"), meta.param("neighbourhood").unwrap_or("x"))
+    });
+    Ok(Model { name, precision, meta, trace })
+}

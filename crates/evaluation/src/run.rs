@@ -1,0 +1,383 @@
+//! [`evaluate`]: every model and baseline scored on the same tables, samples, figures, report.
+
+use gmrf_model::Precision;
+use gmrf_table::{Centred, MeanImage, Meta, Metrics, MetricsRow, Samples, Scores, Trace, stable_hash};
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::figures::{ColourScale, Map, Series, image_grid, line_chart, map_figure};
+use crate::report::{Figure, ReportInputs, render};
+use crate::samples::{Sampler, draw, to_pixel};
+use crate::{EvaluationError, Gaussian, bits_per_pixel};
+
+/// The folder of the figures, inside the run folder.
+pub const FIGURES: &str = "figures";
+
+/// A fitted model to evaluate: its Λθ, the metadata of its `precision` table, and its trace.
+pub struct Model {
+    /// Names the model in the tables and its figure folder: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    pub precision: Precision,
+    pub meta: Meta,
+    pub trace: Option<Trace>,
+}
+
+/// Evaluation settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The report's title.
+    pub title: String,
+    /// Samples per model and sampler (an 8 × 8 grid by default).
+    pub samples: usize,
+    /// τ of the Λ^{-1/2}ε sampler.
+    pub tau: f64,
+    pub seed: u64,
+    /// The dequantisation scale of the centred data, x = (pixel + u)/scale.
+    pub scale: f64,
+    /// Describes the data for the report (files, noise).
+    pub data_note: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            title: "gmrf run".into(),
+            samples: 64,
+            tau: 0.1,
+            seed: 0,
+            scale: 256.0,
+            data_note: String::new(),
+        }
+    }
+}
+
+/// Everything `gmrf evaluate` writes, in memory.
+pub struct Evaluation {
+    pub metrics: Metrics,
+    pub scores: Scores,
+    pub samples: Samples,
+    /// PNG figures, each with its path relative to the run folder.
+    pub figures: Vec<(String, Vec<u8>)>,
+    /// `report.md`, rendered from `metrics` and `scores`.
+    pub report: String,
+}
+
+/// A model or baseline reduced to what the tables need.
+struct Scored {
+    row: MetricsRow,
+    train_nll: Vec<f64>,
+    test_nll: Vec<f64>,
+}
+
+fn mean_of(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn score(
+    gaussian: &Gaussian,
+    train: &Centred,
+    test: &Centred,
+    scale: f64,
+    row: MetricsRow,
+) -> Result<Scored, EvaluationError> {
+    let (train_nll, test_nll) =
+        (gaussian.nll_per_pixel(train.x.view()), gaussian.nll_per_pixel(test.x.view()));
+    let eigenvalues = gaussian.precision_eigenvalues()?;
+    let (min, max) = (eigenvalues[0], eigenvalues[eigenvalues.len() - 1]);
+    let (train_mean, test_mean) = (mean_of(&train_nll), mean_of(&test_nll));
+    let row = MetricsRow {
+        n_train: train.len() as u32,
+        n_test: test.len() as u32,
+        train_nll: train_mean,
+        test_nll: test_mean,
+        train_bpd: bits_per_pixel(train_mean, scale),
+        test_bpd: bits_per_pixel(test_mean, scale),
+        min_eigenvalue: min,
+        condition_number: max / min,
+        ..row
+    };
+    Ok(Scored { row, train_nll, test_nll })
+}
+
+/// The metadata keys that describe a fit's settings (the others are provenance or results).
+fn parameters(meta: &Meta) -> String {
+    const NOT_SETTINGS: [&str; 12] = [
+        "method",
+        "neighbourhood",
+        "train",
+        "n_train",
+        "nnz",
+        "positive_definite",
+        "min_eigenvalue",
+        "steps_taken",
+        "n_fit",
+        "n_validation",
+        "sm_objective",
+        "relative_optimality_gap",
+    ];
+    let settings = meta.params.iter().filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()));
+    settings.map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+fn check_name(name: &str) -> Result<(), EvaluationError> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(EvaluationError::Inputs(format!(
+            "model name {name:?}: use letters, digits, `-`, `_` and `.` (it names a folder of figures)"
+        )))
+    }
+}
+
+fn check_inputs(
+    train: &Centred,
+    test: &Centred,
+    mean: &MeanImage,
+    models: &[Model],
+) -> Result<(), EvaluationError> {
+    let shape = (train.height, train.width);
+    let mismatch = |what: &str, h: usize, w: usize| {
+        EvaluationError::Inputs(format!(
+            "{what} is for {h}x{w} images but the training table holds {}x{} images",
+            shape.0, shape.1
+        ))
+    };
+    if (test.height, test.width) != shape {
+        return Err(mismatch("the test table", test.height, test.width));
+    }
+    if (mean.height, mean.width) != shape {
+        return Err(mismatch("the mean image", mean.height, mean.width));
+    }
+    if train.is_empty() || test.is_empty() {
+        return Err(EvaluationError::Inputs("the training and test tables must both have rows".into()));
+    }
+    for (k, model) in models.iter().enumerate() {
+        check_name(&model.name)?;
+        if ["diagonal", "full"].contains(&model.name.as_str())
+            || models[..k].iter().any(|m| m.name == model.name)
+        {
+            return Err(EvaluationError::Inputs(format!(
+                "model name {:?} is used twice (`diagonal` and `full` name the baselines)",
+                model.name
+            )));
+        }
+        let p = model.precision.pattern();
+        if (p.height(), p.width()) != shape {
+            return Err(mismatch(&format!("model {}", model.name), p.height(), p.width()));
+        }
+    }
+    Ok(())
+}
+
+/// Scores every model and the two baselines (diagonal and full-covariance Gaussians fitted to the
+/// training table) on the training and test tables, draws samples, renders figures and the report.
+/// `progress` hears what is being done.
+pub fn evaluate(
+    train: &Centred,
+    test: &Centred,
+    mean: &MeanImage,
+    models: &[Model],
+    options: &Options,
+    progress: &dyn Fn(&str),
+) -> Result<Evaluation, EvaluationError> {
+    check_inputs(train, test, mean, models)?;
+    let (height, width, d) = (train.height, train.width, train.height * train.width);
+    let row = |model: &str, method: &str, neighbourhood: &str, parameters: String, nnz: usize| MetricsRow {
+        model: model.into(),
+        method: method.into(),
+        neighbourhood: neighbourhood.into(),
+        parameters,
+        nnz: nnz as u32,
+        n_train: 0,
+        n_test: 0,
+        train_nll: f64::NAN,
+        test_nll: f64::NAN,
+        train_bpd: f64::NAN,
+        test_bpd: f64::NAN,
+        min_eigenvalue: f64::NAN,
+        condition_number: f64::NAN,
+        fit_seconds: None,
+    };
+
+    progress("baselines: the training data's covariance");
+    let s = crate::second_moments_dense(train.x.view());
+    let diagonal = Gaussian::from_covariance(Array2::from_diag(&s.diag()))?;
+    let mut scored = vec![score(
+        &diagonal,
+        train,
+        test,
+        options.scale,
+        row("diagonal", "baseline", "none", "Λ = diag(S)⁻¹".into(), d),
+    )?];
+    drop(diagonal);
+    let full = Gaussian::from_covariance(s)?;
+    scored.push(score(
+        &full,
+        train,
+        test,
+        options.scale,
+        row("full", "baseline", "all", "Λ = S⁻¹".into(), d * (d + 1) / 2),
+    )?);
+    drop(full);
+
+    let mut figures = vec![(
+        format!("{FIGURES}/mean.png"),
+        image_grid(mean_pixels(mean, options.scale).view(), height, width, 1, 8)?,
+    )];
+    let mut samples =
+        Samples { height, width, model: vec![], id: vec![], sampler: vec![], pixels: Array2::zeros((0, d)) };
+    let mut sample_rows = Vec::new();
+    let mean_vector = Array1::from(mean.mean.clone());
+    for model in models {
+        progress(&format!("{}: likelihood", model.name));
+        let meta = &model.meta;
+        let gaussian = Gaussian::sparse(model.precision.clone())?;
+        let mut r = row(
+            &model.name,
+            meta.param("method").unwrap_or("unknown"),
+            meta.param("neighbourhood").unwrap_or("unknown"),
+            parameters(meta),
+            model.precision.pattern().len(),
+        );
+        r.fit_seconds = model.trace.as_ref().and_then(|t| t.rows.last()).map(|last| last.elapsed_s);
+        scored.push(score(&gaussian, train, test, options.scale, r)?);
+
+        progress(&format!("{}: samples and figures", model.name));
+        // Seeded by the model's name too, so its samples do not depend on the other models.
+        let seed = options.seed ^ stable_hash(model.name.as_bytes());
+        for sampler in Sampler::ALL {
+            let pixels = draw(
+                &model.precision,
+                sampler,
+                options.samples,
+                options.tau,
+                mean_vector.view(),
+                options.scale,
+                seed,
+            )?;
+            figures.push((
+                format!("{FIGURES}/{}/samples-{}.png", model.name, sampler.name()),
+                image_grid(pixels.view(), height, width, 8, 3)?,
+            ));
+            for k in 0..pixels.nrows() {
+                samples.model.push(model.name.clone());
+                samples.id.push(k as u32);
+                samples.sampler.push(sampler.name().into());
+            }
+            sample_rows.push(pixels);
+        }
+        figures.push((
+            format!("{FIGURES}/{}/precision-maps.png", model.name),
+            precision_maps(&model.name, &model.precision)?,
+        ));
+        figures.push((
+            format!("{FIGURES}/{}/covariance-row.png", model.name),
+            covariance_row(&model.name, &gaussian)?,
+        ));
+        if let Some(chart) = loss_curve(model)? {
+            figures.push((format!("{FIGURES}/{}/loss.png", model.name), chart));
+        }
+    }
+    if !sample_rows.is_empty() {
+        let views: Vec<ArrayView2<'_, u8>> = sample_rows.iter().map(|p| p.view()).collect();
+        samples.pixels = ndarray::concatenate(ndarray::Axis(0), &views).expect("samples share their width");
+    }
+
+    let mut scores = Scores { height, width, ..Scores::default() };
+    for s in &scored {
+        for (split, table, nll) in [("train", train, &s.train_nll), ("test", test, &s.test_nll)] {
+            scores.model.extend(std::iter::repeat_n(s.row.model.clone(), nll.len()));
+            scores.split.extend(std::iter::repeat_n(split.to_string(), nll.len()));
+            scores.id.extend_from_slice(&table.id);
+            scores.label.extend_from_slice(&table.label);
+            scores.source.extend_from_slice(&table.source);
+            scores.nll.extend_from_slice(nll);
+        }
+    }
+    let metrics = Metrics { rows: scored.into_iter().map(|s| s.row).collect() };
+    let report = render(&ReportInputs {
+        title: &options.title,
+        data_note: &options.data_note,
+        metrics: &metrics,
+        scores: &scores,
+        figures: &figures.iter().map(|(path, _)| Figure::from_path(path)).collect::<Vec<_>>(),
+        samplers: &Sampler::ALL.map(|s| (s.name(), s.describe(options.tau))),
+        scale: options.scale,
+    });
+    Ok(Evaluation { metrics, scores, samples, figures, report })
+}
+
+/// The mean image as 8-bit pixels (1 × d).
+fn mean_pixels(mean: &MeanImage, scale: f64) -> Array2<u8> {
+    Array2::from_shape_fn((1, mean.mean.len()), |(_, k)| to_pixel(mean.mean[k], scale))
+}
+
+/// Λθ as maps: log₁₀ of the diagonal, and for each neighbour offset the partial correlation
+/// −Λᵢⱼ/√(ΛᵢᵢΛⱼⱼ) of pixel i with its neighbour j = i + offset (drawn at pixel i). Partial
+/// correlations rather than raw entries, because the raw entries span six decades (the constant
+/// border pixels of MNIST have precisions near 1e5–1e6) and would show only the border.
+fn precision_maps(name: &str, precision: &Precision) -> Result<Vec<u8>, EvaluationError> {
+    let pattern = precision.pattern();
+    let (h, w, d) = (pattern.height(), pattern.width(), pattern.dim());
+    let diagonal = precision.diagonal_values();
+    let mut maps = vec![Map {
+        title: "log10 Λii (precision of each pixel)".into(),
+        values: diagonal.iter().map(|v| v.log10()).collect(),
+        scale: ColourScale::Sequential,
+    }];
+    for (di, dj) in pattern.neighbourhood().forward_offsets() {
+        let mut values = vec![f64::NAN; d];
+        for (e, &v) in pattern.entries().iter().zip(precision.values()) {
+            if (e.di as i32, e.dj as i32) == (di, dj) {
+                values[e.i as usize] = -v / (diagonal[e.i as usize] * diagonal[e.j as usize]).sqrt();
+            }
+        }
+        maps.push(Map {
+            title: format!("partial correlation, offset ({di:+}, {dj:+})"),
+            values,
+            scale: ColourScale::Diverging,
+        });
+    }
+    map_figure(&format!("{name}: Λθ on the {h}x{w} grid"), &maps, h, w, 3)
+}
+
+/// Row c of Σθ = Λθ⁻¹ for the central pixel c: its covariance and correlation with every pixel.
+fn covariance_row(name: &str, gaussian: &Gaussian) -> Result<Vec<u8>, EvaluationError> {
+    let Gaussian::Sparse { precision, factor } = gaussian else {
+        return Err(EvaluationError::Inputs("a covariance row is drawn for fitted models".into()));
+    };
+    let pattern = precision.pattern();
+    let (h, w) = (pattern.height(), pattern.width());
+    let c = (h / 2) * w + w / 2;
+    let mut row = vec![0.0; pattern.dim()];
+    row[c] = 1.0;
+    factor.solve_in_place(&mut row);
+    let variances = factor.inverse_band();
+    let correlation = (0..row.len()).map(|i| row[i] / (row[c] * variances.get(i, i)).sqrt()).collect();
+    let maps = [
+        Map { title: "covariance Σci".into(), values: row, scale: ColourScale::Diverging },
+        Map {
+            title: "correlation Σci/√(ΣccΣii)".into(), values: correlation, scale: ColourScale::Diverging
+        },
+    ];
+    map_figure(&format!("{name}: row of Σθ = Λθ⁻¹ for pixel ({}, {})", h / 2, w / 2), &maps, h, w, 2)
+}
+
+/// The training loss (and the held-out loss where traced) against the optimiser step.
+fn loss_curve(model: &Model) -> Result<Option<Vec<u8>>, EvaluationError> {
+    let Some(trace) = model.trace.as_ref().filter(|t| t.rows.len() >= 2) else { return Ok(None) };
+    let mut series = vec![Series {
+        label: "training loss".into(),
+        points: trace.rows.iter().map(|r| (r.step as f64, r.loss)).collect(),
+    }];
+    let heldout: Vec<(f64, f64)> =
+        trace.rows.iter().filter_map(|r| r.heldout_loss.map(|l| (r.step as f64, l))).collect();
+    if !heldout.is_empty() {
+        series.push(Series { label: "held-out loss".into(), points: heldout });
+    }
+    let method = model.meta.param("method").unwrap_or("fit");
+    line_chart(&format!("{}: {method} objective by step", model.name), "optimiser step", "loss", &series)
+        .map(Some)
+}

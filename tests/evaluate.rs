@@ -1,0 +1,262 @@
+//! `gmrf evaluate` end to end on the MNIST fixture: the metrics agree with the per-image scores,
+//! a user's polars group-by over `scores.parquet` gives the report's per-label numbers, the
+//! figures are real images of the expected sizes, outputs are byte-identical on 1 and 2 threads,
+//! and bad inputs are refused without output. On all of MNIST (where `data/mnist` exists), the
+//! masked MLE fits rank between the diagonal and full-covariance baselines.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use common::{MnistFiles, fails, files_in, gmrf, gmrf_with_threads, ok};
+use gmrf_table::{Metrics, Samples, Scores};
+use polars::prelude::*;
+
+/// The fixture prepared, and masked MLE fits with 4 and 8 neighbours, once per test binary.
+fn fitted() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        MnistFiles::fixture().prepare(dir.path(), None, &[]);
+        fit(dir.path(), &["4", "8"]);
+        dir
+    })
+    .path()
+}
+
+/// Fits the masked MLE for each neighbourhood into `dir/mle-<n>/`.
+fn fit(dir: &Path, neighbourhoods: &[&str]) {
+    for n in neighbourhoods {
+        let train = dir.join("train-centred.parquet");
+        let out = dir.join(format!("mle-{n}"));
+        let args: [&std::ffi::OsStr; 8] = [
+            "estimate".as_ref(),
+            "--method".as_ref(),
+            "mle".as_ref(),
+            "--neighbourhood".as_ref(),
+            n.as_ref(),
+            "--train".as_ref(),
+            train.as_os_str(),
+            "--out".as_ref(),
+        ];
+        let mut args: Vec<OsString> = args.iter().map(|a| a.to_os_string()).collect();
+        args.push(out.into());
+        ok(gmrf(args));
+    }
+}
+
+/// `gmrf evaluate` of the fits in `dir` into `out`.
+fn evaluate_args(dir: &Path, out: &Path, models: &[&str]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["evaluate".into()];
+    for (flag, name) in
+        [("--train", "train-centred.parquet"), ("--test", "test-centred.parquet"), ("--mean", "mean.parquet")]
+    {
+        args.push(flag.into());
+        args.push(dir.join(name).into());
+    }
+    for model in models {
+        args.push("--model".into());
+        args.push(model.replace("DIR", &dir.display().to_string()).into());
+    }
+    args.push("--out".into());
+    args.push(out.into());
+    args
+}
+
+/// Evaluates both fixture fits (one named explicitly, one by its metadata) into a new folder.
+fn evaluated(threads: Option<usize>) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = evaluate_args(fitted(), out.path(), &["mle-4=DIR/mle-4", "DIR/mle-8"]);
+    // The default title names the output folder, which differs between temporary folders.
+    args.extend(["--title".into(), "fixture".into()]);
+    ok(gmrf_with_threads(args, threads));
+    out
+}
+
+/// The report's per-label table: label → model → value.
+fn report_by_label(report: &str) -> BTreeMap<u8, BTreeMap<String, f64>> {
+    let section = report.split("## Test nll by label").nth(1).expect("the report has a per-label section");
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    let models = &rows[0][2..];
+    let mut out = BTreeMap::new();
+    for row in &rows[2..] {
+        let cells = models.iter().zip(&row[2..]).map(|(m, v)| (m.clone(), v.parse::<f64>().unwrap()));
+        out.insert(row[0].parse().unwrap(), cells.collect());
+    }
+    out
+}
+
+#[test]
+fn metrics_scores_and_report_agree_and_polars_reproduces_the_per_label_breakdown() {
+    let out = evaluated(None);
+    let (metrics, _) = gmrf_table::read::<Metrics>(&out.path().join("metrics.parquet")).unwrap();
+    let names: Vec<&str> = metrics.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["diagonal", "full", "mle-4", "mle-8"]);
+    let (scores, _) = gmrf_table::read::<Scores>(&out.path().join("scores.parquet")).unwrap();
+    for row in &metrics.rows {
+        assert_eq!((row.n_train, row.n_test), (2000, 500));
+        // The metric is the mean of the per-image scores (same numbers, summed in another order).
+        for (split, want) in [("train", row.train_nll), ("test", row.test_nll)] {
+            let nll: Vec<f64> = (0..scores.nll.len())
+                .filter(|&k| scores.model[k] == row.model && scores.split[k] == split)
+                .map(|k| scores.nll[k])
+                .collect();
+            assert_eq!(nll.len(), if split == "train" { 2000 } else { 500 });
+            let mean = nll.iter().sum::<f64>() / nll.len() as f64;
+            assert!((mean - want).abs() < 1e-12 * want.abs(), "{} {split}: {mean} vs {want}", row.model);
+        }
+        // bits/pixel = nll/ln 2 + 8 for (pixel + u)/256.
+        assert!((row.test_bpd - (row.test_nll / std::f64::consts::LN_2 + 8.0)).abs() < 1e-12);
+        assert!(row.min_eigenvalue > 0.0 && row.condition_number >= 1.0);
+    }
+    let fitted: Vec<_> = metrics.rows.iter().filter(|r| r.method == "mle").collect();
+    assert!(fitted.iter().all(|r| r.fit_seconds.is_some_and(|s| s >= 0.0)));
+
+    // Every table of the run opens in polars with the contract's dtypes.
+    let open = |name: &str| {
+        ParquetReader::new(std::fs::File::open(out.path().join(name)).unwrap()).finish().unwrap()
+    };
+    let dtype = |df: &DataFrame, name: &str| df.column(name).unwrap().dtype().clone();
+    let metrics_df = open("metrics.parquet");
+    assert_eq!((metrics_df.height(), dtype(&metrics_df, "test_nll")), (4, DataType::Float64));
+    let samples_df = open("samples.parquet");
+    assert_eq!(dtype(&samples_df, "pixels"), DataType::Array(Box::new(DataType::UInt8), 784));
+
+    // What a user would do: group the per-image scores by label in polars.
+    let df =
+        ParquetReader::new(std::fs::File::open(out.path().join("scores.parquet")).unwrap()).finish().unwrap();
+    let mask = df.column("split").unwrap().as_materialized_series().equal("test").unwrap();
+    #[allow(deprecated)] // the eager group-by: the lazy engine is too heavy to build for a test
+    let by_label =
+        df.filter(&mask).unwrap().group_by(["model", "label"]).unwrap().select(["nll"]).mean().unwrap();
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let reported = report_by_label(&report);
+    assert_eq!(reported.len(), 10, "ten digits");
+    assert_eq!(by_label.height(), 10 * 4);
+    let (model, label, nll) = (
+        by_label.column("model").unwrap().str().unwrap(),
+        by_label.column("label").unwrap().u8().unwrap(),
+        by_label.column("nll_mean").unwrap().f64().unwrap(),
+    );
+    for k in 0..by_label.height() {
+        let shown = reported[&label.get(k).unwrap()][model.get(k).unwrap()];
+        // The report prints 4 decimals.
+        assert!(
+            (shown - nll.get(k).unwrap()).abs() <= 5e-5 + 1e-12,
+            "{:?}: {shown} vs {:?}",
+            model.get(k),
+            nll.get(k)
+        );
+    }
+    // The report's headline numbers are the metrics table's.
+    for row in &metrics.rows {
+        let cells = format!("| {:.4} | {:.4} | {:.4} |", row.train_nll, row.test_nll, row.test_bpd);
+        assert!(report.contains(&cells), "{}: {cells}", row.model);
+    }
+}
+
+#[test]
+fn figures_are_images_of_the_expected_sizes_and_not_blank() {
+    let out = evaluated(None);
+    let figures = out.path().join("figures");
+    // (file, width, height): grids of 28×28 images upscaled with 2-pixel borders; plots by layout.
+    let expected = [
+        ("mean.png", 228, 228),
+        ("mle-4/samples-cholesky.png", 690, 690),
+        ("mle-4/samples-inverse-sqrt.png", 690, 690),
+        ("mle-4/precision-maps.png", 1110, 340),
+        ("mle-8/precision-maps.png", 1110, 640),
+        ("mle-4/covariance-row.png", 740, 340),
+        ("mle-4/loss.png", 720, 420),
+    ];
+    for (name, width, height) in expected {
+        let image = image::open(figures.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).to_luma8();
+        assert_eq!(image.dimensions(), (width, height), "{name}");
+        let (lo, hi) = image.pixels().fold((255u8, 0u8), |(lo, hi), p| (lo.min(p[0]), hi.max(p[0])));
+        let distinct: std::collections::BTreeSet<u8> = image.pixels().map(|p| p[0]).collect();
+        assert!(
+            hi - lo > 100 && distinct.len() > 20,
+            "{name} looks blank: range {lo}..{hi}, {} levels",
+            distinct.len()
+        );
+        let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+        assert!(report.contains(&format!("](figures/{name})")), "the report shows {name}");
+    }
+    // The samples table holds the grids' images: 64 per model and sampler.
+    let (samples, _) = gmrf_table::read::<Samples>(&out.path().join("samples.parquet")).unwrap();
+    assert_eq!(samples.pixels.nrows(), 2 * 2 * 64);
+    let grid = image::open(figures.join("mle-4/samples-cholesky.png")).unwrap().to_luma8();
+    // Pixel (r, c) of the first sample sits at (2 + 3r, 2 + 3c) in the grid, upscaled ×3.
+    for (r, c) in [(5, 5), (14, 14), (20, 9)] {
+        assert_eq!(grid.get_pixel(2 + 3 * c as u32, 2 + 3 * r as u32)[0], samples.pixels[(0, r * 28 + c)]);
+    }
+}
+
+#[test]
+fn outputs_are_byte_identical_on_one_and_two_threads() {
+    let (one, two) = (evaluated(Some(1)), evaluated(Some(2)));
+    let names = files_in(one.path());
+    assert_eq!(names, files_in(two.path()));
+    let mut all: Vec<PathBuf> = vec![];
+    for name in &names {
+        all.push(PathBuf::from(name));
+    }
+    for sub in ["figures", "figures/mle-4", "figures/mle-8"] {
+        for name in files_in(&one.path().join(sub)) {
+            all.push(Path::new(sub).join(name));
+        }
+    }
+    for path in all.iter().filter(|p| one.path().join(p).is_file()) {
+        assert!(
+            std::fs::read(one.path().join(path)).unwrap() == std::fs::read(two.path().join(path)).unwrap(),
+            "{path:?} differs"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused_naming_the_file_and_leave_no_output() {
+    let dir = fitted();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("run");
+    // A centred table where a precision table belongs.
+    let wrong = dir.join("train-centred.parquet");
+    let error = fails(gmrf(evaluate_args(dir, &target, &[&format!("bad={}", wrong.display())])));
+    assert!(error.contains("train-centred.parquet") && error.contains("precision"), "{error}");
+    // A model folder without a precision table.
+    let error = fails(gmrf(evaluate_args(dir, &target, &[&out.path().display().to_string()])));
+    assert!(error.contains("precision.parquet"), "{error}");
+    // A model name that cannot name a folder of figures.
+    let error = fails(gmrf(evaluate_args(dir, &target, &["../up=DIR/mle-4"])));
+    assert!(error.contains("model name"), "{error}");
+    assert!(!target.exists(), "no output folder: {:?}", files_in(out.path()));
+}
+
+#[test]
+fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
+    let Some(files) = MnistFiles::full() else {
+        eprintln!("skipped: data/mnist is absent (`just mnist-data` fetches it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    files.prepare(dir.path(), None, &[]);
+    fit(dir.path(), &["4", "8"]);
+    let out = dir.path().join("run");
+    ok(gmrf(evaluate_args(dir.path(), &out, &["DIR/mle-4", "DIR/mle-8"])));
+    let (metrics, _) = gmrf_table::read::<Metrics>(&out.join("metrics.parquet")).unwrap();
+    let test_nll: BTreeMap<&str, f64> = metrics.rows.iter().map(|r| (r.model.as_str(), r.test_nll)).collect();
+    // Lower nll is better: diagonal < masked (4) ≤ masked (8) ≤ full in held-out likelihood.
+    assert!(test_nll["diagonal"] > test_nll["mle-4"], "{test_nll:?}");
+    assert!(test_nll["mle-4"] >= test_nll["mle-8"], "{test_nll:?}");
+    assert!(test_nll["mle-8"] >= test_nll["full"], "{test_nll:?}");
+    // The prototype: masked MLE −1.733 (4) and −1.817 (8), diagonal −1.303 nats/pixel.
+    for (model, want) in [("diagonal", -1.303), ("mle-4", -1.733), ("mle-8", -1.817)] {
+        assert!((test_nll[model] - want).abs() < 0.01, "{model}: {} vs {want}", test_nll[model]);
+    }
+}
