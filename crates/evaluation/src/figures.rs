@@ -6,6 +6,7 @@ use std::sync::Once;
 use image::{ImageEncoder, codecs::png::PngEncoder};
 use ndarray::ArrayView2;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::EvaluationError;
 
@@ -148,7 +149,7 @@ pub fn map_figure(
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         let root = root.titled(title, (FAMILY, 20)).map_err(figure_error)?;
         for (panel, map) in root.split_evenly((rows, columns)).iter().zip(maps) {
-            let (image_area, bar_area) = panel.split_horizontally(panel_w - 95);
+            let (image_area, bar_area) = panel.split_horizontally(panel_w - 80);
             let range = map.range();
             let mut chart = ChartBuilder::on(&image_area)
                 .caption(&map.title, (FAMILY, 14))
@@ -161,32 +162,42 @@ pub fn map_figure(
                     Rectangle::new([(c, r), (c + 1, r + 1)], map.colour(v, range).filled())
                 }))
                 .map_err(figure_error)?;
-            let mut bar = ChartBuilder::on(&bar_area)
-                .margin_top(30)
-                .margin_bottom(10)
-                .margin_right(20)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0..1i32, range.0..range.1)
-                .map_err(figure_error)?;
-            bar.configure_mesh()
-                .disable_x_mesh()
-                .disable_x_axis()
-                .y_labels(5)
-                .y_label_formatter(&|v| compact(*v))
-                .label_style((FAMILY, 11))
-                .draw()
-                .map_err(figure_error)?;
-            const STEPS: usize = 100;
-            let step = (range.1 - range.0) / STEPS as f64;
-            bar.draw_series((0..STEPS).map(|s| {
-                let v = range.0 + s as f64 * step;
-                Rectangle::new([(0, v), (1, v + step)], map.colour(v + step / 2.0, range).filled())
-            }))
-            .map_err(figure_error)?;
+            colour_bar(&bar_area, map, range)?;
         }
         root.present().map_err(figure_error)?;
     }
     encode_png(&rgb, w, h, 3)
+}
+
+/// A vertical colour bar for `map` over `range` with five labelled ticks, drawn in pixels: the
+/// labels sit right of the bar, left-aligned, so no estimate of their width can clip them.
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    map: &Map,
+    (lo, hi): (f64, f64),
+) -> Result<(), EvaluationError> {
+    let (_, height) = area.dim_in_pixel();
+    let (left, right, top, bottom) = (4i32, 20i32, 32i32, height as i32 - 12);
+    let rows = (bottom - top).max(1);
+    for y in top..bottom {
+        // Row y shows the value at its centre; the top row is the largest value.
+        let v = hi - (hi - lo) * (f64::from(y - top) + 0.5) / f64::from(rows);
+        area.draw(&Rectangle::new([(left, y), (right, y + 1)], map.colour(v, (lo, hi)).filled()))
+            .map_err(figure_error)?;
+    }
+    area.draw(&Rectangle::new([(left, top), (right, bottom)], BLACK.stroke_width(1)))
+        .map_err(figure_error)?;
+    let style = TextStyle::from((FAMILY, 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for k in 0..5 {
+        let t = f64::from(k) / 4.0;
+        let v = hi - t * (hi - lo);
+        // A tick within a rounding error of zero reads 0.
+        let v = if v.abs() < 1e-9 * (hi - lo) { 0.0 } else { v };
+        let y = top + (t * f64::from(rows)).round() as i32;
+        area.draw(&PathElement::new([(right, y), (right + 4, y)], BLACK)).map_err(figure_error)?;
+        area.draw(&Text::new(compact(v), (right + 7, y), style.clone())).map_err(figure_error)?;
+    }
+    Ok(())
 }
 
 /// One line of a line chart.
