@@ -207,58 +207,47 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A line chart of `series` with a title, axis labels and a legend: an RGB PNG.
-pub fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> Result<Vec<u8>, EvaluationError> {
+/// Line charts under one title, one panel per series stacked vertically, each with its own y axis
+/// (a training objective and a held-out likelihood live on unrelated scales) labelled with the
+/// series' label, sharing the x axis label: an RGB PNG.
+pub fn line_charts(title: &str, x_label: &str, series: &[Series]) -> Result<Vec<u8>, EvaluationError> {
     register_font();
-    let points = || {
-        series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite())
+    let finite = |s: &Series| {
+        s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect::<Vec<_>>()
     };
-    if points().next().is_none() {
-        return Err(EvaluationError::Figure(format!("`{title}` has no finite point to draw")));
+    if series.is_empty() || series.iter().any(|s| finite(s).is_empty()) {
+        return Err(EvaluationError::Figure(format!("`{title}`: a series has no finite point to draw")));
     }
-    let ((x0, x1), (y0, y1)) = (span(points().map(|p| p.0), 0.03), span(points().map(|p| p.1), 0.03));
-    let (w, h) = (720u32, 420u32);
+    let all_x = || series.iter().flat_map(finite).map(|p| p.0);
+    let (x0, x1) = span(all_x(), 0.03);
+    let (w, h) = (720u32, 40 + 380 * series.len() as u32);
     let mut rgb = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(figure_error)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .y_label_formatter(&|v| compact(*v))
-            .label_style((FAMILY, 12))
-            .axis_desc_style((FAMILY, 14))
-            .draw()
-            .map_err(figure_error)?;
+        let root = root.titled(title, (FAMILY, 18)).map_err(figure_error)?;
         let palette = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
-        for (k, s) in series.iter().enumerate() {
-            let colour = palette[k % palette.len()];
-            let finite = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
+        for (k, (panel, s)) in root.split_evenly((series.len(), 1)).iter().zip(series).enumerate() {
+            let points = finite(s);
+            let (y0, y1) = span(points.iter().map(|p| p.1), 0.03);
+            let mut chart = ChartBuilder::on(panel)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(90)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(figure_error)?;
             chart
-                .draw_series(LineSeries::new(finite, colour.stroke_width(2)))
-                .map_err(figure_error)?
-                .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(s.label.as_str())
+                .x_label_formatter(&|v| compact(*v))
+                .y_label_formatter(&|v| compact(*v))
+                .label_style((FAMILY, 12))
+                .axis_desc_style((FAMILY, 14))
+                .draw()
+                .map_err(figure_error)?;
+            let colour = palette[k % palette.len()];
+            chart.draw_series(LineSeries::new(points, colour.stroke_width(2))).map_err(figure_error)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FAMILY, 13))
-            .draw()
-            .map_err(figure_error)?;
         root.present().map_err(figure_error)?;
     }
     encode_png(&rgb, w, h, 3)

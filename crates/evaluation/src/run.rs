@@ -4,7 +4,7 @@ use gmrf_model::Precision;
 use gmrf_table::{Centred, MeanImage, Meta, Metrics, MetricsRow, Samples, Scores, Trace, stable_hash};
 use ndarray::{Array1, Array2, ArrayView2};
 
-use crate::figures::{ColourScale, Map, Series, image_grid, line_chart, map_figure};
+use crate::figures::{ColourScale, Map, Series, image_grid, line_charts, map_figure};
 use crate::report::{Figure, ReportInputs, render};
 use crate::samples::{Sampler, draw, to_pixel};
 use crate::{EvaluationError, Gaussian, bits_per_pixel};
@@ -378,6 +378,5 @@ fn loss_curve(model: &Model) -> Result<Option<Vec<u8>>, EvaluationError> {
         series.push(Series { label: "held-out loss".into(), points: heldout });
     }
     let method = model.meta.param("method").unwrap_or("fit");
-    line_chart(&format!("{}: {method} objective by step", model.name), "optimiser step", "loss", &series)
-        .map(Some)
+    line_charts(&format!("{}: {method} objective by step", model.name), "optimiser step", &series).map(Some)
 }
