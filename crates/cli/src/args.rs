@@ -49,6 +49,71 @@ pub enum Ingest {
     /// The files are checked: magic number, dimension count, exactly the bytes the header
     /// promises, and as many labels as images. `id` is the image's index in the file.
     Mnist(IngestMnistArgs),
+    /// Cut grayscale patches from a folder of photos (JPEG, PNG) into train and test tables.
+    ///
+    /// Walks --root (subfolders too) for files ending in .jpg, .jpeg or .png (any case; other
+    /// files are ignored) in sorted path order; converts each photo to 8-bit grey as TensorFlow's
+    /// rgb_to_grayscale does (BT.601 weights 0.2989, 0.587, 0.114 on c/255, then ×255.5
+    /// truncated); tiles it into non-overlapping patches aligned at the top-left corner (the
+    /// remainder dropped); keeps --per-photo distinct tiles drawn by an RNG seeded from (seed,
+    /// the photo's relative path); and stops at --cap patches. A photo's patches all go to the
+    /// test table or all to the training table, by a stable hash of (seed, relative path).
+    /// `source` is the photo's path relative to --root, `top` and `left` the patch's position,
+    /// `id` numbers the kept patches in corpus order across both tables.
+    ///
+    /// Unreadable, corrupt or truncated photos, and photos smaller than one tile, are skipped and
+    /// listed with the reason in the --skipped table. A folder with no usable photo is an error.
+    /// The three tables are written together, or not at all.
+    Photos(IngestPhotosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestPhotosArgs {
+    /// Folder of photos, e.g. Flickr30k's flickr30k-images/ (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Output `images` table of the training patches.
+    #[arg(long, value_name = "TRAIN.parquet")]
+    pub train: PathBuf,
+    /// Output `images` table of the test patches (those of the held-out photos).
+    #[arg(long, value_name = "TEST.parquet")]
+    pub test: PathBuf,
+    /// Output `skipped` table: one row per photo left out (`path`, `reason`).
+    #[arg(long, value_name = "SKIPPED.parquet")]
+    pub skipped: PathBuf,
+    /// Pipeline parameters (`pipelines/*.toml`, section `[ingest]`); flags override them.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: PhotoParams,
+}
+
+/// Parameters of `gmrf ingest photos`, from flags or from a pipeline file's `[ingest]` section.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoParams {
+    /// Seed of the tile choice and of the train/test split [default: 0]. Same seed and photos:
+    /// the same bytes out, whatever the number of threads.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Side of a square patch, in pixels [default: 28].
+    #[arg(long, value_name = "PIXELS")]
+    pub patch_size: Option<usize>,
+    /// Distinct tiles drawn from each photo (all its tiles if it has fewer) [default: 2].
+    #[arg(long, value_name = "N")]
+    pub per_photo: Option<usize>,
+    /// Most patches kept, counted over both tables in sorted path order; photos after the one
+    /// that reaches it are not read [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub cap: Option<usize>,
+    /// Dilation rate r: a patch takes every r-th pixel over a span of (size − 1)·r + 1 pixels,
+    /// tiles being non-overlapping spans (tf.image.extract_patches with strides = span, VALID
+    /// padding); the original used 6 [default: 1, plain tiles].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<usize>,
+    /// Fraction of photos whose patches go to the test table [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,19 @@ impl Overlay for crate::args::CentreParams {
     }
 }
 
+impl Overlay for crate::args::PhotoParams {
+    fn overlay(self, under: Self) -> Self {
+        Self {
+            seed: self.seed.or(under.seed),
+            patch_size: self.patch_size.or(under.patch_size),
+            per_photo: self.per_photo.or(under.per_photo),
+            cap: self.cap.or(under.cap),
+            rate: self.rate.or(under.rate),
+            test_fraction: self.test_fraction.or(under.test_fraction),
+        }
+    }
+}
+
 impl Overlay for crate::args::EstimateParams {
     fn overlay(self, under: Self) -> Self {
         Self {

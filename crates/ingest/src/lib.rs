@@ -8,6 +8,12 @@
 //! into an [`Images`](gmrf_table::Images) table with `label` and `source` set, ready for
 //! [`gmrf_table::write`].
 //!
+//! [`photos`](mod@photos) cuts a folder of photos (Flickr30k, BSDS500) into 8-bit grayscale patches: a
+//! [`Corpus`] is the sorted list of JPEG and PNG files under a root; [`Corpus::patches`] decodes
+//! them in parallel, converts them to grey as TensorFlow did, draws a few tiles from each with an
+//! RNG seeded by the photo's path, and returns a [`PhotoPatches`]: train and test
+//! [`Images`](gmrf_table::Images) tables split by photo, and the photos it skipped, with reasons.
+//!
 //! ```no_run
 //! let images = gmrf_ingest::mnist(
 //!     "data/mnist/train-images-idx3-ubyte".as_ref(),
@@ -17,12 +23,21 @@
 //! assert_eq!(images.pixels.ncols(), 28 * 28);
 //! # Ok::<(), gmrf_ingest::IngestError>(())
 //! ```
+//!
+//! ```no_run
+//! let options = gmrf_ingest::PhotoOptions { seed: 1, ..Default::default() };
+//! let patches = gmrf_ingest::photos("data/flickr30k-images".as_ref(), &options, &|_| {})?;
+//! println!("{} train, {} test, {} skipped", patches.train.len(), patches.test.len(), patches.skipped.len());
+//! # Ok::<(), gmrf_ingest::IngestError>(())
+//! ```
 
 pub mod idx;
+pub mod photos;
 
 use std::path::{Path, PathBuf};
 
 use gmrf_table::Images;
+pub use photos::{Corpus, PhotoOptions, PhotoPatches, photos};
 
 /// Why an input could not be ingested; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +54,18 @@ pub enum IngestError {
         labels_path.display()
     )]
     CountMismatch { images_path: PathBuf, images: usize, labels_path: PathBuf, labels: usize },
+
+    #[error("{}: not a folder (give the folder that holds the photos)", path.display())]
+    NotAFolder { path: PathBuf },
+
+    #[error("{}: no JPEG or PNG photo in this folder or below it", root.display())]
+    NoPhotos { root: PathBuf },
+
+    #[error("{}: none of the {found} photo files could be used (first skipped: {first})", root.display())]
+    NoUsablePhoto { root: PathBuf, found: usize, first: String },
+
+    #[error("{0}")]
+    Options(String),
 }
 
 /// Reads an MNIST-style pair of IDX files (images and labels of one split) as an `images` table:

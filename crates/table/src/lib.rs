@@ -5,10 +5,11 @@
 //! Every stage of gmrf reads and writes Parquet files whose schemas are defined here, once
 //! ([`schema`]). Each file carries key-value metadata ([`Meta`]): the [`Stage`] that wrote it, the
 //! gmrf version, the image height and width, and the parameters of the run, so a file explains
-//! itself. Typed tables ([`Images`], [`Centred`], [`MeanImage`]) are written with [`write`] and read
-//! with [`read`], which checks the stage, every column's type and the metadata, naming the file and
-//! the column in every [`TableError`]. Writes are atomic ([`PendingFile`]): a stage that fails
-//! leaves no partial output, and a stage with several outputs commits them together.
+//! itself. Typed tables ([`Images`], [`Centred`], [`MeanImage`], [`Skipped`], ...) are written with
+//! [`write`] and read with [`read`], which checks the stage, every column's type and the metadata,
+//! naming the file and the column in every [`TableError`]. Writes are atomic ([`PendingFile`]): a
+//! stage that fails leaves no partial output, and a stage with several outputs commits them
+//! together.
 //!
 //! ```no_run
 //! use gmrf_table::{Images, Meta, Stage, read, write};
@@ -33,4 +34,4 @@ pub use evaluation_tables::{Metrics, MetricsRow, Samples, Scores};
 pub use identity::{in_holdout, stable_hash};
 pub use io::{Table, read, read_meta, write};
 pub use meta::{Meta, Stage};
-pub use tables::{Centred, Images, MeanImage, PrecisionEntries, Trace, TraceRow};
+pub use tables::{Centred, Images, MeanImage, PrecisionEntries, Skipped, Trace, TraceRow};

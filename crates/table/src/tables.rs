@@ -414,3 +414,49 @@ impl Table for Trace {
         Ok(Trace { rows })
     }
 }
+
+/// Inputs an ingest left out, with the reason: the `skipped` table (one row per file).
+///
+/// `path` is relative to the corpus root (forward slashes); `reason` starts with its kind
+/// (`unreadable`, `corrupt`, `truncated`, `too small`), a colon, and the details.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Skipped {
+    pub path: Vec<String>,
+    pub reason: Vec<String>,
+}
+
+impl Skipped {
+    pub fn len(&self) -> usize {
+        self.path.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.path.is_empty()
+    }
+}
+
+impl Table for Skipped {
+    const STAGE: Stage = Stage::Skipped;
+
+    fn len(&self) -> usize {
+        self.path.len()
+    }
+
+    fn batch(&self, rows: Range<usize>, schema: &SchemaRef) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(self.path[rows.clone()].iter())),
+            Arc::new(StringArray::from_iter_values(self.reason[rows].iter())),
+        ];
+        RecordBatch::try_new(schema.clone(), columns).expect("skipped batch matches its schema")
+    }
+
+    fn from_batches(_: &Path, _: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
+        let mut t = Skipped::default();
+        for batch in &batches {
+            let text =
+                |name| column::<StringArray>(batch, name).iter().map(|s| s.unwrap_or_default().to_string());
+            t.path.extend(text("path"));
+            t.reason.extend(text("reason"));
+        }
+        Ok(t)
+    }
+}

@@ -213,3 +213,22 @@ fn precision_entry_inconsistent_with_its_offset_is_refused() {
     let message = read::<gmrf_table::PrecisionEntries>(&path).unwrap_err().to_string();
     assert!(message.contains("row 4: entry (2, 3) does not match its offset (di, dj) = (0, 1)"), "{message}");
 }
+
+#[test]
+fn skipped_round_trips_and_is_not_an_images_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skipped.parquet");
+    let table = gmrf_table::Skipped {
+        path: vec!["a/broken.jpg".into(), "tiny.png".into()],
+        reason: vec!["truncated: unexpected end of file".into(), "too small: 20x20 pixels".into()],
+    };
+    write(&path, &table, &Meta::new(Stage::Skipped, 28, 28).with("root", "photos"))
+        .unwrap()
+        .commit()
+        .unwrap();
+    let (back, meta) = read::<gmrf_table::Skipped>(&path).unwrap();
+    assert_eq!(back, table);
+    assert_eq!(meta.param("root"), Some("photos"));
+    let refused = read::<Images>(&path).unwrap_err().to_string();
+    assert!(refused.contains("is a `skipped` table (written by `gmrf ingest`)"), "{refused}");
+}

@@ -1,10 +1,12 @@
-//! `gmrf ingest mnist`.
+//! `gmrf ingest mnist` and `gmrf ingest photos`.
 
+use gmrf_ingest::{Corpus, PhotoOptions};
 use gmrf_table::{Meta, Stage};
 
 use super::file_name;
-use crate::args::IngestMnistArgs;
-use crate::progress::{Stopwatch, spinner};
+use crate::args::{IngestMnistArgs, IngestPhotosArgs};
+use crate::config::resolve;
+use crate::progress::{Stopwatch, bar, spinner};
 
 pub fn mnist(args: IngestMnistArgs) -> anyhow::Result<()> {
     let clock = Stopwatch::start("ingest mnist");
@@ -25,6 +27,79 @@ pub fn mnist(args: IngestMnistArgs) -> anyhow::Result<()> {
         images.len(),
         images.height,
         images.width
+    ));
+    Ok(())
+}
+
+pub fn photos(args: IngestPhotosArgs) -> anyhow::Result<()> {
+    let clock = Stopwatch::start("ingest photos");
+    let p = resolve(args.params, args.config.as_deref(), "ingest")?;
+    let defaults = PhotoOptions::default();
+    let options = PhotoOptions {
+        seed: p.seed.unwrap_or(defaults.seed),
+        patch_size: p.patch_size.unwrap_or(defaults.patch_size),
+        per_photo: p.per_photo.unwrap_or(defaults.per_photo),
+        cap: p.cap.unwrap_or(defaults.cap),
+        rate: p.rate.unwrap_or(defaults.rate),
+        test_fraction: p.test_fraction.unwrap_or(defaults.test_fraction),
+    };
+    let spin = spinner(&format!("listing photos under {}", args.root.display()));
+    let corpus = Corpus::open(&args.root)?;
+    spin.finish_and_clear();
+    let progress = bar(corpus.len() as u64, "photos");
+    let patches = corpus.patches(&options, &|n| progress.inc(n as u64))?;
+    progress.finish_and_clear();
+
+    let size = options.patch_size;
+    // Names, not full paths, so that the bytes do not depend on where the corpus lives.
+    let run_meta = |stage| {
+        Meta::new(stage, size, size)
+            .with("ingest", "photos")
+            .with("root", file_name(&args.root))
+            .with("seed", options.seed)
+            .with("patch_size", options.patch_size)
+            .with("per_photo", options.per_photo)
+            .with("cap", options.cap)
+            .with("rate", options.rate)
+            .with("test_fraction", options.test_fraction)
+            .with("photos_found", patches.photos_found)
+            .with("photos_used", patches.photos_used)
+            .with("photos_skipped", patches.skipped.len())
+    };
+    let pending = vec![
+        gmrf_table::write(&args.train, &patches.train, &run_meta(Stage::Images).with("split", "train"))?,
+        gmrf_table::write(&args.test, &patches.test, &run_meta(Stage::Images).with("split", "test"))?,
+        gmrf_table::write(&args.skipped, &patches.skipped_table(), &run_meta(Stage::Skipped))?,
+    ];
+    gmrf_table::commit_all(pending)?;
+
+    let skipped = match patches.skipped_by_kind() {
+        kinds if kinds.is_empty() => "0 skipped".to_string(),
+        kinds => {
+            let each: Vec<String> = kinds.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+            format!("{} skipped ({})", patches.skipped.len(), each.join(", "))
+        }
+    };
+    let cap = if patches.photos_after_cap > 0 {
+        format!("; cap of {} reached, {} photos not read", options.cap, patches.photos_after_cap)
+    } else {
+        String::new()
+    };
+    if patches.test.is_empty() && options.test_fraction > 0.0 {
+        eprintln!(
+            "ingest photos: warning: no photo fell in the test fraction {}; the test table is empty",
+            options.test_fraction
+        );
+    }
+    clock.summary(&format!(
+        "{} photos, {} used, {skipped}; {} train + {} test patches of {size}x{size}{cap}; wrote {}, {}, {}",
+        patches.photos_found,
+        patches.photos_used,
+        patches.train.len(),
+        patches.test.len(),
+        args.train.display(),
+        args.test.display(),
+        args.skipped.display()
     ));
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::args::{Cli, Command, Ingest};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(Ingest::Mnist(args)) => ingest::mnist(args),
+        Command::Ingest(Ingest::Photos(args)) => ingest::photos(args),
         Command::Centre(args) => centre::run(args),
         Command::Estimate(args) => estimate::run(args),
         Command::Evaluate(args) => evaluate::run(args),
