@@ -29,7 +29,12 @@ pub enum Command {
     /// Methods: `sm`, exact score matching kept positive definite (the unconstrained optimum
     /// when it is positive definite, else a log-barrier path whose weight is chosen by held-out
     /// likelihood on a validation split of the training table); `sm-gd`, the original homework's
-    /// fixed-step gradient descent; `mle`, masked maximum likelihood (the reference).
+    /// fixed-step gradient descent; `mle`, masked maximum likelihood (the reference); `nce`,
+    /// noise-contrastive estimation (logistic discrimination of the data from ν times as many
+    /// samples of a Gaussian noise); `cnce`, conditional NCE (discrimination of each image from κ
+    /// noisy copies of itself, which needs no normaliser). nce and cnce run a first-order
+    /// optimiser on minibatches in standardised coordinates (pixels scaled to unit variance; Λθ
+    /// is written in the original units) and keep Λθ positive definite at every step.
     Estimate(EstimateArgs),
     /// Score fitted models on held-out data; write metrics, per-image scores, samples, figures and
     /// a report.
@@ -253,7 +258,8 @@ pub struct EstimateParams {
     /// Euclidean radius) [default: 4].
     #[arg(long, value_name = "4|8|rR")]
     pub neighbourhood: Option<String>,
-    /// Seed of the validation split [default: 0].
+    /// Seed of the validation split (sm), and of the noise and minibatch order (nce, cnce)
+    /// [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// sm: fraction of training images held out to choose the barrier weight t, split by a
@@ -266,10 +272,12 @@ pub struct EstimateParams {
     /// sm: smallest barrier weight tried when choosing t by validation [default: 1e-3].
     #[arg(long, value_name = "T")]
     pub t_min: Option<f64>,
-    /// sm-gd: learning rate [default: 1e-3].
+    /// sm-gd: learning rate [default: 1e-3]. nce, cnce: initial learning rate in standardised
+    /// coordinates [default: 0.1].
     #[arg(long, value_name = "ETA")]
     pub learning_rate: Option<f64>,
-    /// sm-gd: number of full-batch steps [default: 500].
+    /// sm-gd: number of full-batch steps [default: 500]. nce, cnce: number of optimiser steps
+    /// (one per minibatch) [default: 1000].
     #[arg(long, value_name = "N")]
     pub steps: Option<u32>,
     /// sm-gd: `symmetrised` gradient ½(SΛ + ΛS) − I, or the `original` code's upper triangle of
@@ -277,8 +285,85 @@ pub struct EstimateParams {
     #[arg(long, value_enum)]
     pub gradient: Option<GradientKind>,
     /// mle: stop when max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ| over the pattern [default: 1e-6].
+    /// nce, cnce: stop when a step changes θ by less than TOL · ‖θ‖ [default: 0, run all
+    /// --steps].
     #[arg(long, value_name = "TOL")]
     pub tolerance: Option<f64>,
+    /// nce: the model's log-normaliser, `exact` (½ log|Λ| − (d/2) log 2π from the Cholesky
+    /// factor) or `learned` (a free parameter c beside Λ, the classic NCE for unnormalised
+    /// models; reported next to the exact value) [default: exact].
+    #[arg(long, value_enum)]
+    pub normaliser: Option<NormaliserKind>,
+    /// nce: the noise density, a zero-mean Gaussian fitted to the training data: `full`
+    /// covariance S (plus a small ridge), `diagonal` (diag S), `isotropic` (mean variance times
+    /// I), or `original`, the homework's N(0, (M ⊙ S⁻¹)⁻¹), refused when M ⊙ S⁻¹ is not positive
+    /// definite (as on MNIST) [default: full].
+    #[arg(long, value_enum)]
+    pub noise: Option<NceNoise>,
+    /// nce: noise samples per data sample, ν [default: 1].
+    #[arg(long, value_name = "NU")]
+    pub nu: Option<f64>,
+    /// nce, cnce: `adam` (default), `rmsprop` (the original's) or `gd` (fixed-rate gradient
+    /// descent).
+    #[arg(long, value_enum)]
+    pub optimiser: Option<OptimiserName>,
+    /// nce, cnce: learning-rate schedule, `cosine` decay to 0 over --steps, or `constant`
+    /// [default: cosine].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleName>,
+    /// nce, cnce: training images per step; nce adds ν times as many noise samples; 0 for full
+    /// batch [default: 2000].
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// nce, cnce: draw the noise afresh at every epoch (pass over the training images) instead of
+    /// once per fit.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub noise_per_epoch: Option<bool>,
+    /// cnce: noisy copies per training image, κ [default: 4].
+    #[arg(long, value_name = "K")]
+    pub kappa: Option<u32>,
+    /// cnce: standard deviation of the copies' noise, as a fraction of each pixel's standard
+    /// deviation [default: 2/√d, 0.071 for 28x28: at the start G(x, y) ~ N(2, 4)].
+    #[arg(long, value_name = "S")]
+    pub sigma: Option<f64>,
+    /// nce, cnce: a `centred` test table (centred with the training mean) whose loss is written
+    /// to the trace every --trace-every steps.
+    #[arg(long, value_name = "TEST-CENTRED.parquet")]
+    pub test: Option<std::path::PathBuf>,
+    /// nce, cnce: held-out loss every this many steps, and at the last [default: 50].
+    #[arg(long, value_name = "K")]
+    pub trace_every: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormaliserKind {
+    Exact,
+    Learned,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NceNoise {
+    Full,
+    Diagonal,
+    Isotropic,
+    Original,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimiserName {
+    Gd,
+    Rmsprop,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleName {
+    Constant,
+    Cosine,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -287,6 +372,8 @@ pub enum Method {
     Sm,
     SmGd,
     Mle,
+    Nce,
+    Cnce,
 }
 
 impl Method {
@@ -295,6 +382,8 @@ impl Method {
             Method::Sm => "sm",
             Method::SmGd => "sm-gd",
             Method::Mle => "mle",
+            Method::Nce => "nce",
+            Method::Cnce => "cnce",
         }
     }
 }

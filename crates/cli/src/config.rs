@@ -60,6 +60,17 @@ impl Overlay for crate::args::EstimateParams {
             steps: self.steps.or(under.steps),
             gradient: self.gradient.or(under.gradient),
             tolerance: self.tolerance.or(under.tolerance),
+            normaliser: self.normaliser.or(under.normaliser),
+            noise: self.noise.or(under.noise),
+            nu: self.nu.or(under.nu),
+            optimiser: self.optimiser.or(under.optimiser),
+            schedule: self.schedule.or(under.schedule),
+            batch_size: self.batch_size.or(under.batch_size),
+            noise_per_epoch: self.noise_per_epoch.or(under.noise_per_epoch),
+            kappa: self.kappa.or(under.kappa),
+            sigma: self.sigma.or(under.sigma),
+            test: self.test.or(under.test),
+            trace_every: self.trace_every.or(under.trace_every),
         }
     }
 }

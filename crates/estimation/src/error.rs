@@ -11,6 +11,9 @@ pub enum EstimationError {
     /// A model operation failed (e.g. the starting point is not positive definite).
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The requested noise density does not exist for these data.
+    #[error("{0}")]
+    Noise(String),
     /// An optimiser could not make progress.
     #[error("{method}: {reason}")]
     NoProgress {

@@ -29,21 +29,31 @@
 //! [`Precision`]: gmrf_model::Precision
 
 mod cg;
+mod cnce;
+mod contrastive;
 mod error;
 mod fit;
 mod log_det;
 mod mle;
+mod nce;
 mod newton;
+mod noise;
+mod optimiser;
 mod score_matching;
 mod sm;
 mod sm_gd;
 mod stats;
 
+pub use cnce::{CnceDiagnostics, CnceOptions, cnce_gradient, cnce_objective, fit_cnce};
+pub use contrastive::{ContrastiveOptions, RunSummary, Standardisation, sigmoid, softplus};
 pub use error::EstimationError;
 pub use fit::{Fit, Progress, TraceRow};
 pub use log_det::log_det_gradient;
 pub use mle::{MleDiagnostics, MleOptions, fit_mle, mle};
+pub use nce::{NceDiagnostics, NceGradient, NceOptions, Normaliser, fit_nce, nce_gradient, nce_objective};
 pub use newton::{NewtonOptions, NewtonPreconditioner};
+pub use noise::{GaussianNoise, NoiseKind};
+pub use optimiser::{Optimiser, OptimiserKind, Schedule};
 pub use score_matching::ScoreMatching;
 pub use sm::{
     BarrierStage, BarrierWeight, SmDiagnostics, SmOptions, fit_sm, sm_exact, sm_unconstrained_optimum,

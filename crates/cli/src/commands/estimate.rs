@@ -2,14 +2,18 @@
 
 use anyhow::{Context, bail};
 use gmrf_estimation::{
-    BarrierWeight, GdGradient, MleOptions, SmGdOptions, SmOptions, fit_mle, fit_sm, fit_sm_gd,
+    BarrierWeight, CnceOptions, ContrastiveOptions, GdGradient, MleOptions, NceOptions, NoiseKind,
+    Normaliser, OptimiserKind, RunSummary, Schedule, SmGdOptions, SmOptions, fit_cnce, fit_mle, fit_nce,
+    fit_sm, fit_sm_gd,
 };
 use gmrf_model::{Neighbourhood, Pattern};
 use gmrf_table::{Centred, Meta, Stage, Trace};
 use ndarray::{Array2, Axis};
 
 use super::file_name;
-use crate::args::{EstimateArgs, GradientKind, Method};
+use crate::args::{
+    EstimateArgs, EstimateParams, GradientKind, Method, NceNoise, NormaliserKind, OptimiserName, ScheduleName,
+};
 use crate::config::resolve;
 use crate::progress::{Stopwatch, spinner};
 
@@ -99,6 +103,90 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
                 .with("relative_optimality_gap", d.relative_optimality_gap);
             (fit.precision, fit.trace)
         }
+        Method::Nce | Method::Cnce => {
+            let run = contrastive_options(&p, seed);
+            let test = match &p.test {
+                Some(path) => {
+                    let (t, _) = gmrf_table::read::<Centred>(path)?;
+                    if (t.height, t.width) != (train.height, train.width) {
+                        bail!(
+                            "{}: {}x{} images, the training table has {}x{}",
+                            path.display(),
+                            t.height,
+                            t.width,
+                            train.height,
+                            train.width
+                        );
+                    }
+                    meta = meta.with("test", file_name(path)).with("n_test", t.len());
+                    Some(t.x)
+                }
+                None => None,
+            };
+            meta = run_meta(meta, &run);
+            if method == Method::Nce {
+                let defaults = NceOptions::default();
+                let options = NceOptions {
+                    normaliser: match p.normaliser.unwrap_or(NormaliserKind::Exact) {
+                        NormaliserKind::Exact => Normaliser::Exact,
+                        NormaliserKind::Learned => Normaliser::Learned,
+                    },
+                    noise: match p.noise.unwrap_or(NceNoise::Full) {
+                        NceNoise::Full => NoiseKind::Full,
+                        NceNoise::Diagonal => NoiseKind::Diagonal,
+                        NceNoise::Isotropic => NoiseKind::Isotropic,
+                        NceNoise::Original => NoiseKind::Original,
+                    },
+                    nu: p.nu.unwrap_or(defaults.nu),
+                    run,
+                    ..defaults
+                };
+                let fit = fit_nce(
+                    train.x.view(),
+                    test.as_ref().map(|t| t.view()),
+                    &pattern,
+                    &options,
+                    Some(&report),
+                )?;
+                let d = &fit.diagnostics;
+                meta = summary_meta(meta, &d.run)
+                    .with("normaliser", options.normaliser.name())
+                    .with("noise_kind", options.noise.name())
+                    .with("nu", options.nu)
+                    .with("ridge", options.ridge)
+                    .with("n_noise", d.n_noise)
+                    .with("exact_log_normaliser", d.exact_log_normaliser)
+                    .with(
+                        "learned_log_normaliser",
+                        d.learned_log_normaliser.map_or("none (exact normaliser)".into(), |c| c.to_string()),
+                    )
+                    .with("final_loss", d.final_loss)
+                    .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
+                (fit.precision, fit.trace)
+            } else {
+                let defaults = CnceOptions::default();
+                let options = CnceOptions {
+                    kappa: p.kappa.unwrap_or(defaults.kappa),
+                    sigma: p.sigma.or(defaults.sigma),
+                    run,
+                };
+                let fit = fit_cnce(
+                    train.x.view(),
+                    test.as_ref().map(|t| t.view()),
+                    &pattern,
+                    &options,
+                    Some(&report),
+                )?;
+                let d = &fit.diagnostics;
+                meta = summary_meta(meta, &d.run)
+                    .with("kappa", options.kappa)
+                    .with("sigma", d.sigma)
+                    .with("exact_log_normaliser", d.exact_log_normaliser)
+                    .with("final_loss", d.final_loss)
+                    .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
+                (fit.precision, fit.trace)
+            }
+        }
     };
     spin.set_message("checking the fit");
     let factor_ok = precision.is_positive_definite();
@@ -129,6 +217,54 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         bail!("the fitted Λ has no Cholesky factor; the tables were written for inspection");
     }
     Ok(())
+}
+
+/// The optimiser settings of `nce` and `cnce` from the flags and pipeline file.
+fn contrastive_options(p: &EstimateParams, seed: u64) -> ContrastiveOptions {
+    let defaults = ContrastiveOptions::default();
+    ContrastiveOptions {
+        optimiser: match p.optimiser.unwrap_or(OptimiserName::Adam) {
+            OptimiserName::Gd => OptimiserKind::Gd,
+            OptimiserName::Rmsprop => OptimiserKind::RmsProp,
+            OptimiserName::Adam => OptimiserKind::Adam,
+        },
+        schedule: match p.schedule.unwrap_or(ScheduleName::Cosine) {
+            ScheduleName::Constant => Schedule::Constant,
+            ScheduleName::Cosine => Schedule::Cosine,
+        },
+        learning_rate: p.learning_rate.unwrap_or(defaults.learning_rate),
+        batch_size: p.batch_size.unwrap_or(defaults.batch_size),
+        steps: p.steps.unwrap_or(defaults.steps),
+        tolerance: p.tolerance.unwrap_or(defaults.tolerance),
+        noise_per_epoch: p.noise_per_epoch.unwrap_or(defaults.noise_per_epoch),
+        seed,
+        trace_every: p.trace_every.unwrap_or(defaults.trace_every),
+        ..defaults
+    }
+}
+
+fn run_meta(meta: Meta, run: &ContrastiveOptions) -> Meta {
+    meta.with("seed", run.seed)
+        .with("optimiser", run.optimiser.name())
+        .with("schedule", run.schedule.name())
+        .with("learning_rate", run.learning_rate)
+        .with("batch_size", run.batch_size)
+        .with("steps", run.steps)
+        .with("tolerance", run.tolerance)
+        .with("max_halvings", run.max_halvings)
+        .with("noise_per_epoch", run.noise_per_epoch)
+        .with("trace_every", run.trace_every)
+        .with(
+            "coordinates",
+            "standardised (pixels scaled by their training std; Λθ written in original units)",
+        )
+}
+
+fn summary_meta(meta: Meta, run: &RunSummary) -> Meta {
+    meta.with("converged", run.converged)
+        .with("halvings", run.halvings)
+        .with("rejected_steps", run.rejected_steps)
+        .with("epochs", run.epochs)
 }
 
 /// Splits the rows of `train` into (fit, validation) by a stable hash of (seed, source, id).

@@ -1,0 +1,308 @@
+//! `cnce`: conditional noise-contrastive estimation of Λ (Ceylan & Gutmann 2018).
+//!
+//! Each data row xᵢ gets κ noisy copies yᵢₖ = xᵢ + σεᵢₖ, εᵢₖ ~ N(0, I) in standardised
+//! coordinates (so each pixel's noise is σ times its own standard deviation). The noise is
+//! symmetric, p(y|x) = p(x|y), so the classifier's log-odds need no normaliser:
+//!
+//! G(x, y) = log p_θ(x) − log p_θ(y) = −½ xᵀΛx + ½ yᵀΛy,
+//! J(θ) = (1/(Nκ)) Σᵢₖ softplus(−G(xᵢ, yᵢₖ)),
+//! ∂J/∂Λ = Σᵢₖ wᵢₖ · ½ (yᵢₖyᵢₖᵀ − xᵢxᵢᵀ),  wᵢₖ = −σ(−G(xᵢ, yᵢₖ))/(Nκ),
+//!
+//! read on the pattern: weighted second moments only, no Λ⁻¹ (the Cholesky factor serves only
+//! to keep Λ positive definite).
+//!
+//! The default σ = 2/√d (in units of each pixel's standard deviation; 0.071 on 28 × 28): at the
+//! start, Λ = I in standardised coordinates, G(x, y) = σεᵀx + ½σ²‖ε‖² ~ N(σ²d/2, σ²d) = N(2, 4),
+//! so the copies are told apart often but not always. A σ fixed regardless of d is either
+//! trivially separable on 784 pixels or nearly indistinguishable on a few: what matters is the
+//! spread of G, which grows like σ√(tr Λ). Much smaller σ and cNCE tends to score matching
+//! (Ceylan & Gutmann 2018, §4), whose optimum on MNIST is not positive definite; much larger,
+//! and the copies are separated by their energy alone and the gradients vanish.
+//!
+//! The noise of row i is drawn from its own ChaCha8 stream (seed, epoch, row), so it does not
+//! depend on the minibatch order or the thread count, and is regenerated rather than stored.
+
+use gmrf_model::{Cholesky, Pattern, Precision};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::EstimationError;
+use crate::contrastive::{
+    ContrastiveOptions, Objective, Planes, RunSummary, Standardisation, optimise, permutation, reduce_blocks,
+    row_f64, sigmoid, softplus,
+};
+use crate::fit::{Fit, Progress};
+use crate::nce::check_shape;
+
+/// Options of [`fit_cnce`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CnceOptions {
+    /// Noisy copies per data row, κ. Default 4.
+    pub kappa: u32,
+    /// Noise standard deviation as a fraction of each pixel's standard deviation; `None` for
+    /// the default 2/√d.
+    pub sigma: Option<f64>,
+    /// Optimiser, batches and seed.
+    pub run: ContrastiveOptions,
+}
+
+impl Default for CnceOptions {
+    fn default() -> Self {
+        CnceOptions { kappa: 4, sigma: None, run: ContrastiveOptions::default() }
+    }
+}
+
+/// Diagnostics of [`fit_cnce`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CnceDiagnostics {
+    /// The σ used (fraction of each pixel's standard deviation).
+    pub sigma: f64,
+    /// The optimiser's summary.
+    pub run: RunSummary,
+    /// ½ log|Λ| − (d/2) log 2π at the returned Λ, in the original units.
+    pub exact_log_normaliser: f64,
+    /// J over all training rows (with the first epoch's copies) at the returned Λ.
+    pub final_loss: f64,
+    /// J on the held-out rows at the returned Λ, when they were given.
+    pub heldout_loss: Option<f64>,
+}
+
+/// Fills `y` (κ·d values) with the κ noisy copies of row `r` (whose values are `x`).
+type Copies<'a> = dyn Fn(usize, &[f64], &mut [f64]) + Sync + 'a;
+
+/// J and Σ wᵢₖ(yyᵀ − xxᵀ) (planes) over `rows`.
+fn cnce_terms(
+    planes: &Planes,
+    lam_planes: &[f64],
+    x: ArrayView2<'_, f32>,
+    rows: &[usize],
+    kappa: usize,
+    copies: &Copies<'_>,
+) -> (f64, Vec<f64>) {
+    let inv = 1.0 / (rows.len() * kappa) as f64;
+    let (loss, _, acc) = reduce_blocks(rows, planes.len(), |block| {
+        let mut loss = 0.0;
+        let mut acc = vec![0.0; planes.len()];
+        let d = x.ncols();
+        let (mut xb, mut ys) = (vec![0.0; d], vec![0.0; kappa * d]);
+        for &r in block {
+            row_f64(x, r, &mut xb);
+            copies(r, &xb, &mut ys);
+            let qx = planes.quadratic_form(lam_planes, &xb);
+            let mut w_sum = 0.0;
+            for yb in ys.chunks(d) {
+                let g = 0.5 * (planes.quadratic_form(lam_planes, yb) - qx);
+                loss += softplus(-g) * inv;
+                let w = -sigmoid(-g) * inv;
+                w_sum += w;
+                planes.accumulate(&mut acc, w, yb);
+            }
+            planes.accumulate(&mut acc, -w_sum, &xb);
+        }
+        (loss, 0.0, acc)
+    });
+    (loss, acc)
+}
+
+fn gradient_of(planes: &Planes, pattern: &Pattern, acc: &[f64]) -> Vec<f64> {
+    pattern.entries().iter().zip(planes.on_pattern(acc)).map(|(e, m)| 0.5 * e.multiplicity() * m).collect()
+}
+
+fn given_copies<'a>(
+    noisy: ArrayView2<'a, f32>,
+    kappa: usize,
+) -> impl Fn(usize, &[f64], &mut [f64]) + Sync + 'a {
+    move |r, x, ys| {
+        for (k, y) in ys.chunks_mut(x.len()).enumerate() {
+            row_f64(noisy, r * kappa + k, y);
+        }
+    }
+}
+
+/// J(θ) = (1/(Nκ)) Σᵢₖ softplus(½ xᵢᵀΛxᵢ − ½ yᵢₖᵀΛyᵢₖ), with the copies yᵢₖ given as row
+/// i·κ + k of `noisy`.
+pub fn cnce_objective(
+    precision: &Precision,
+    data: ArrayView2<'_, f32>,
+    noisy: ArrayView2<'_, f32>,
+    kappa: usize,
+) -> Result<f64, EstimationError> {
+    check_copies(data, noisy, kappa)?;
+    let planes = Planes::new(precision.pattern());
+    let lp = planes.of_values(precision.pattern(), precision.values());
+    let rows: Vec<usize> = (0..data.nrows()).collect();
+    Ok(cnce_terms(&planes, &lp, data, &rows, kappa, &given_copies(noisy, kappa)).0)
+}
+
+/// J and ∂J/∂θₑ = ½ mₑ Σᵢₖ wᵢₖ (yᵢₖ,ᵢ yᵢₖ,ⱼ − xᵢ,ᵢ xᵢ,ⱼ), arguments as [`cnce_objective`].
+pub fn cnce_gradient(
+    precision: &Precision,
+    data: ArrayView2<'_, f32>,
+    noisy: ArrayView2<'_, f32>,
+    kappa: usize,
+) -> Result<(f64, Vec<f64>), EstimationError> {
+    check_copies(data, noisy, kappa)?;
+    let planes = Planes::new(precision.pattern());
+    let lp = planes.of_values(precision.pattern(), precision.values());
+    let rows: Vec<usize> = (0..data.nrows()).collect();
+    let (loss, acc) = cnce_terms(&planes, &lp, data, &rows, kappa, &given_copies(noisy, kappa));
+    Ok((loss, gradient_of(&planes, precision.pattern(), &acc)))
+}
+
+fn check_copies(
+    data: ArrayView2<'_, f32>,
+    noisy: ArrayView2<'_, f32>,
+    kappa: usize,
+) -> Result<(), EstimationError> {
+    if noisy.nrows() != data.nrows() * kappa || noisy.ncols() != data.ncols() {
+        return Err(EstimationError::Shape(format!(
+            "{} noisy rows of {} for {} data rows of {} and κ = {kappa}",
+            noisy.nrows(),
+            noisy.ncols(),
+            data.nrows(),
+            data.ncols()
+        )));
+    }
+    Ok(())
+}
+
+/// yᵢₖ = xᵢ + σεᵢₖ, k = 1..κ, with the εᵢₖ drawn in order from the ChaCha8 stream `r` of a
+/// generator seeded by `key`.
+fn random_copies(key: u64, sigma: f64, r: usize, x: &[f64], ys: &mut [f64]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(key);
+    rng.set_stream(r as u64);
+    for y in ys.chunks_mut(x.len()) {
+        for (yv, &xv) in y.iter_mut().zip(x) {
+            *yv = xv + sigma * rng.sample::<f64, _>(StandardNormal);
+        }
+    }
+}
+
+/// The key of the noise of epoch `epoch` (0 when the noise is fixed) of set `set` (0 training,
+/// 1 held-out): a SplitMix64 mix of the seed, so keys of nearby seeds share nothing.
+fn noise_key(seed: u64, epoch: u64, set: u64) -> u64 {
+    let mut z = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ set.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct CnceProblem {
+    planes: Planes,
+    options: CnceOptions,
+    sigma: f64,
+    rng: ChaCha8Rng,
+    z: Array2<f32>,
+    order: Vec<usize>,
+    key: u64,
+    test: Option<Array2<f32>>,
+}
+
+impl CnceProblem {
+    fn loss_acc(&self, lam: &Precision, x: ArrayView2<'_, f32>, rows: &[usize], key: u64) -> (f64, Vec<f64>) {
+        let (sigma, kappa) = (self.sigma, self.options.kappa as usize);
+        let copies = move |r: usize, x: &[f64], ys: &mut [f64]| random_copies(key, sigma, r, x, ys);
+        let lp = self.planes.of_values(lam.pattern(), lam.values());
+        cnce_terms(&self.planes, &lp, x, rows, kappa, &copies)
+    }
+}
+
+impl Objective for CnceProblem {
+    fn n_rows(&self) -> usize {
+        self.z.nrows()
+    }
+
+    fn learned_normaliser(&self) -> bool {
+        false
+    }
+
+    fn start_epoch(&mut self, epoch: u64) -> Result<(), EstimationError> {
+        self.key =
+            noise_key(self.options.run.seed, if self.options.run.noise_per_epoch { epoch } else { 0 }, 0);
+        self.order = permutation(self.z.nrows(), &mut self.rng);
+        Ok(())
+    }
+
+    fn loss_gradient(
+        &self,
+        lam: &Precision,
+        _factor: &Cholesky,
+        _c: f64,
+        range: std::ops::Range<usize>,
+    ) -> Result<(f64, Vec<f64>), EstimationError> {
+        let (loss, acc) = self.loss_acc(lam, self.z.view(), &self.order[range], self.key);
+        Ok((loss, gradient_of(&self.planes, lam.pattern(), &acc)))
+    }
+
+    fn heldout_loss(
+        &self,
+        lam: &Precision,
+        _factor: &Cholesky,
+        _c: f64,
+    ) -> Result<Option<f64>, EstimationError> {
+        let key = noise_key(self.options.run.seed, 0, 1);
+        Ok(self
+            .test
+            .as_ref()
+            .map(|t| self.loss_acc(lam, t.view(), &(0..t.nrows()).collect::<Vec<_>>(), key).0))
+    }
+}
+
+/// Fits Λ by cNCE on centred data `x` (N × d), with held-out rows `test` for the trace.
+pub fn fit_cnce(
+    x: ArrayView2<'_, f32>,
+    test: Option<ArrayView2<'_, f32>>,
+    pattern: &Pattern,
+    options: &CnceOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<CnceDiagnostics>, EstimationError> {
+    check_shape(x, pattern)?;
+    let sigma = options.sigma.unwrap_or(2.0 / (pattern.dim() as f64).sqrt());
+    if options.kappa == 0 || !(sigma > 0.0 && sigma.is_finite()) {
+        return Err(EstimationError::Shape(format!(
+            "cnce needs κ ≥ 1 and σ > 0, got κ = {} and σ = {sigma}",
+            options.kappa
+        )));
+    }
+    let standard = Standardisation::fit(x);
+    if let Some(i) = standard.scale.iter().position(|&s| s.is_nan() || s <= 0.0) {
+        return Err(EstimationError::Shape(format!(
+            "pixel {i} has variance 0 in the data: dequantise so every pixel varies"
+        )));
+    }
+    let test = match test {
+        Some(t) if t.nrows() > 0 => {
+            check_shape(t, pattern)?;
+            Some(standard.apply(t))
+        }
+        _ => None,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
+    rng.set_stream(2);
+    let mut problem = CnceProblem {
+        planes: Planes::new(pattern),
+        options: *options,
+        sigma,
+        rng,
+        z: standard.apply(x),
+        order: Vec::new(),
+        key: 0,
+        test,
+    };
+    let d = pattern.dim();
+    let start = Precision::diagonal(pattern.clone(), &vec![1.0; d])?;
+    let (lam_z, _, trace, run) = optimise(&mut problem, "cnce", start, 0.0, &options.run, progress)?;
+    let rows: Vec<usize> = (0..problem.z.nrows()).collect();
+    let final_loss = problem.loss_acc(&lam_z, problem.z.view(), &rows, noise_key(options.run.seed, 0, 0)).0;
+    let factor = lam_z.try_factor()?;
+    let heldout_loss = problem.heldout_loss(&lam_z, &factor, 0.0)?;
+    let exact_log_normaliser =
+        0.5 * factor.log_det() - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() - standard.log_det();
+    Ok(Fit {
+        precision: standard.to_original(&lam_z)?,
+        trace,
+        diagnostics: CnceDiagnostics { sigma, run, exact_log_normaliser, final_loss, heldout_loss },
+    })
+}
