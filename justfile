@@ -55,6 +55,23 @@ mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS)
 # The original homework's gradient-descent score matching on all of MNIST into runs/mnist-sm-gd/.
 mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS)
 
+# Ingest and centre MNIST with the original's Gaussian pixel noise (std 0.01) into runs/mnist-gaussian/.
+mnist-prepare-gaussian: mnist-data build
+    mkdir -p runs/mnist-gaussian
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/train-images-idx3-ubyte --labels {{mnist_dir}}/train-labels-idx1-ubyte --split train --out runs/mnist-gaussian/train.parquet
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist-gaussian/test.parquet
+    {{gmrf}} centre --config pipelines/mnist-nce-original.toml --fit runs/mnist-gaussian/train.parquet --mean runs/mnist-gaussian/mean.parquet --out runs/mnist-gaussian/train-centred.parquet --apply runs/mnist-gaussian/test.parquet --apply-out runs/mnist-gaussian/test-centred.parquet
+
+# Noise-contrastive estimation (8 neighbours, Adam, minibatches) on all of MNIST into runs/mnist-nce/.
+mnist-nce *FLAGS: (estimate "mnist-nce" FLAGS)
+
+# Conditional NCE (8 neighbours, κ noisy copies per image) on all of MNIST into runs/mnist-cnce/.
+mnist-cnce *FLAGS: (estimate "mnist-cnce" FLAGS)
+
+# NCE with the original homework's settings (RMSprop 1e-3, batches of 100, ν = 1, Gaussian pixel noise) into runs/mnist-nce-original/.
+mnist-nce-original *FLAGS: mnist-prepare-gaussian
+    {{gmrf}} estimate --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
+
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
     cargo test --workspace --locked
@@ -65,5 +82,6 @@ test:
 bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
+    cargo bench --locked -p gmrf-estimation --bench nce -- "{{justfile_directory()}}/{{mnist_dir}}"
     @echo "peak resident memory per stage, all of MNIST:"
     @just mnist-prepare 2>&1 | grep -E '^(ingest|centre)' | sed 's/^/  /'
