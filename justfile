@@ -5,9 +5,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 gmrf := "target/release/gmrf"
 mnist_dir := "data/mnist"
 # The estimators `just mnist-compare` fits, each with its pipelines/mnist-<method>.toml.
-compare_methods := "mle sm"
+compare_methods := "mle sm nce"
 # The pipeline whose stages `just bench` times and weighs.
-bench_pipeline := "mnist-sm"
+bench_pipeline := "mnist-nce"
 flickr_dir := "data/flickr30k-images"
 bsds_dir := "../shared/data/photos/bsds500"
 
@@ -108,6 +108,24 @@ flickr-nce ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-nce")
     {{gmrf}} estimate --config pipelines/flickr-nce.toml --train runs/flickr-nce/train-centred.parquet --out runs/flickr-nce {{FLAGS}}
     @just evaluate flickr-nce runs/flickr-nce
 
+# Ingest and centre MNIST with the original's Gaussian pixel noise (std 0.01) into runs/mnist-gaussian/.
+mnist-prepare-gaussian: mnist-data build
+    mkdir -p runs/mnist-gaussian
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/train-images-idx3-ubyte --labels {{mnist_dir}}/train-labels-idx1-ubyte --split train --out runs/mnist-gaussian/train.parquet
+    {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist-gaussian/test.parquet
+    {{gmrf}} centre --config pipelines/mnist-nce-original.toml --fit runs/mnist-gaussian/train.parquet --mean runs/mnist-gaussian/mean.parquet --out runs/mnist-gaussian/train-centred.parquet --apply runs/mnist-gaussian/test.parquet --apply-out runs/mnist-gaussian/test-centred.parquet
+
+# Noise-contrastive estimation (8 neighbours, Adam, minibatches) on all of MNIST → runs/mnist-nce/report.md.
+mnist-nce *FLAGS: (estimate "mnist-nce" FLAGS) (evaluate "mnist-nce")
+
+# Conditional NCE (8 neighbours, κ noisy copies per image) on all of MNIST → runs/mnist-cnce/report.md.
+mnist-cnce *FLAGS: (estimate "mnist-cnce" FLAGS) (evaluate "mnist-cnce")
+
+# NCE with the original homework's settings (RMSprop 1e-3, batches of 100, ν = 1, Gaussian pixel noise) into runs/mnist-nce-original/.
+mnist-nce-original *FLAGS: mnist-prepare-gaussian
+    {{gmrf}} estimate --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
+    @just evaluate mnist-nce-original runs/mnist-gaussian
+
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.
 test:
     cargo test --workspace --locked
@@ -119,5 +137,6 @@ bench: mnist-data build
     cargo bench --locked -p gmrf-ingest --bench idx -- "{{justfile_directory()}}/{{mnist_dir}}"
     cargo bench --locked -p gmrf-estimation --bench solvers -- "{{justfile_directory()}}/{{mnist_dir}}"
     if [ -d "{{bsds_dir}}" ]; then cargo bench --locked -p gmrf-ingest --bench photos -- "$(realpath {{bsds_dir}})"; else echo "bench photos: {{bsds_dir}} is absent, skipped (give it any photo folder: cargo bench -p gmrf-ingest --bench photos -- DIR)"; fi
+    cargo bench --locked -p gmrf-estimation --bench nce -- "{{justfile_directory()}}/{{mnist_dir}}"
     @echo "wall time and peak resident memory of each stage of \`just {{bench_pipeline}}\` (all of MNIST; target < 1 GiB each):"
     @just {{bench_pipeline}} 2>&1 | grep -E '^(ingest mnist|centre|estimate|evaluate):' | sed -E 's/^([a-z ]+): wrote .* in /  \1: /'

@@ -23,6 +23,25 @@ fn prepared() -> &'static Path {
 
 /// Runs `gmrf estimate` on the fixture's training table into a new folder.
 fn estimate(method: &str, neighbourhood: &str, threads: Option<usize>) -> (tempfile::TempDir, PathBuf) {
+    estimate_with(method, neighbourhood, threads, &[])
+}
+
+/// Few, small steps of `nce`/`cnce` on the fixture, with the test table for the held-out loss.
+fn contrastive_flags() -> Vec<String> {
+    let test = prepared().join("test-centred.parquet");
+    ["--steps", "60", "--batch-size", "500", "--trace-every", "20", "--test", test.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// As [`estimate`], with extra flags.
+fn estimate_with(
+    method: &str,
+    neighbourhood: &str,
+    threads: Option<usize>,
+    extra: &[String],
+) -> (tempfile::TempDir, PathBuf) {
     let out = tempfile::tempdir().unwrap();
     let train = prepared().join("train-centred.parquet");
     let args: Vec<std::ffi::OsString> = vec![
@@ -38,6 +57,7 @@ fn estimate(method: &str, neighbourhood: &str, threads: Option<usize>) -> (tempf
         "--seed".into(),
         "1".into(),
     ];
+    let args: Vec<std::ffi::OsString> = args.into_iter().chain(extra.iter().map(Into::into)).collect();
     ok(gmrf_with_threads(args, threads));
     let path = out.path().join("precision.parquet");
     (out, path)
@@ -184,4 +204,70 @@ fn precision_tables_are_byte_identical_on_one_and_two_threads() {
             "{method} differs across thread counts"
         );
     }
+}
+
+#[test]
+fn nce_and_cnce_are_positive_definite_with_finite_losses() {
+    for method in ["nce", "cnce"] {
+        let mut flags = contrastive_flags();
+        if method == "cnce" {
+            // With the default σ = 2/√d cNCE ends on the boundary of the PD cone on MNIST data
+            // (smallest eigenvalue ~1e-13, score-matching-like); σ = 1 stays inside it.
+            flags.extend(["--sigma".to_string(), "1".to_string()]);
+        }
+        let (out, path) = estimate_with(method, "4", None, &flags);
+        let p = check_positive_definite(&path);
+        let meta = gmrf_table::read_meta(&path).unwrap();
+        assert_eq!(meta.param("method"), Some(method));
+        assert!(meta.param("exact_log_normaliser").unwrap().parse::<f64>().unwrap().is_finite());
+        let (trace, _) = gmrf_table::read::<gmrf_table::Trace>(&out.path().join("trace.parquet")).unwrap();
+        assert_eq!(trace.rows.len(), 60);
+        assert!(trace.rows.iter().all(|r| r.loss.is_finite() && r.grad_norm.is_finite()), "{method}");
+        let heldout: Vec<f64> = trace.rows.iter().filter_map(|r| r.heldout_loss).collect();
+        assert_eq!(heldout.len(), 3, "{method}: held-out loss at steps 20, 40, 60");
+        assert!(heldout.iter().all(|l| l.is_finite()));
+        insta::assert_snapshot!(format!("{method}_4_neighbours"), render(&p));
+    }
+}
+
+#[test]
+fn nce_learned_normaliser_is_reported_next_to_the_exact_one() {
+    let mut flags = contrastive_flags();
+    flags.extend(["--normaliser".to_string(), "learned".to_string()]);
+    let (_out, path) = estimate_with("nce", "4", None, &flags);
+    check_positive_definite(&path);
+    let meta = gmrf_table::read_meta(&path).unwrap();
+    assert!(meta.param("learned_log_normaliser").unwrap().parse::<f64>().unwrap().is_finite());
+    assert!(meta.param("exact_log_normaliser").unwrap().parse::<f64>().unwrap().is_finite());
+}
+
+#[test]
+fn nce_and_cnce_are_byte_identical_on_one_and_two_threads() {
+    for method in ["nce", "cnce"] {
+        let (_a, one) = estimate_with(method, "4", Some(1), &contrastive_flags());
+        let (_b, two) = estimate_with(method, "4", Some(2), &contrastive_flags());
+        assert!(
+            std::fs::read(one).unwrap() == std::fs::read(two).unwrap(),
+            "{method} differs across thread counts"
+        );
+    }
+}
+
+#[test]
+fn original_noise_is_refused_with_its_eigenvalue_count_and_leaves_no_file() {
+    let out = tempfile::tempdir().unwrap();
+    let train = prepared().join("train-centred.parquet");
+    let stderr = common::fails(common::gmrf([
+        "estimate".as_ref(),
+        "--train".as_ref(),
+        train.as_os_str(),
+        "--out".as_ref(),
+        out.path().as_os_str(),
+        "--method".as_ref(),
+        "nce".as_ref(),
+        "--noise".as_ref(),
+        "original".as_ref(),
+    ] as [&std::ffi::OsStr; 9]));
+    assert!(stderr.contains("eigenvalues ≤ 0") && stderr.contains("has no density"), "{stderr}");
+    assert!(common::files_in(out.path()).is_empty(), "{:?}", common::files_in(out.path()));
 }
