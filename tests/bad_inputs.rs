@@ -179,3 +179,65 @@ fn unknown_pipeline_parameter_is_refused() {
     assert!(message.contains("typo.toml: section [centre]"), "{message}");
     assert!(message.contains("seeed"), "{message}");
 }
+
+#[test]
+fn photo_folder_without_photos_is_refused_and_leaves_no_file() {
+    let corpus = tempfile::tempdir().unwrap();
+    std::fs::write(corpus.path().join("Thumbs.db"), b"not a photo").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let message = fails(common::ingest_photos(corpus.path(), out.path(), None, &[]));
+    assert!(message.contains(&corpus.path().display().to_string()), "{message}");
+    assert!(message.contains("no JPEG or PNG photo"), "{message}");
+    assert!(files_in(out.path()).is_empty(), "left behind: {:?}", files_in(out.path()));
+
+    // Only broken photos: an error too, naming the folder, and still no output at all.
+    for name in ["truncated.jpg", "not-a-photo.jpg", "tiny.png"] {
+        std::fs::copy(fixture("photos").join(name), corpus.path().join(name)).unwrap();
+    }
+    let message = fails(common::ingest_photos(corpus.path(), out.path(), None, &[]));
+    assert!(message.contains("none of the 3 photo files could be used"), "{message}");
+    assert!(files_in(out.path()).is_empty(), "left behind: {:?}", files_in(out.path()));
+}
+
+#[test]
+fn broken_photos_are_skipped_and_listed_with_their_reasons() {
+    let out = tempfile::tempdir().unwrap();
+    let run =
+        common::ok(common::ingest_photos(&fixture("photos"), out.path(), None, &["--test-fraction", "0.5"]));
+    let summary = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        summary.contains("7 photos, 4 used, 3 skipped (1 corrupt, 1 truncated, 1 too small); 4 train + 4 test patches of 28x28"),
+        "{summary}"
+    );
+    let (skipped, meta) =
+        gmrf_table::read::<gmrf_table::Skipped>(&out.path().join("skipped.parquet")).unwrap();
+    assert_eq!(skipped.path, ["not-a-photo.jpg", "tiny.png", "truncated.jpg"]);
+    assert!(skipped.reason[0].starts_with("corrupt: not a JPEG or PNG file"), "{}", skipped.reason[0]);
+    assert!(skipped.reason[1].starts_with("too small: 20x20 pixels"), "{}", skipped.reason[1]);
+    assert!(skipped.reason[2].starts_with("truncated: "), "{}", skipped.reason[2]);
+    assert_eq!(meta.param("root"), Some("photos"));
+    assert_eq!(files_in(out.path()), ["skipped.parquet", "test.parquet", "train.parquet"]);
+}
+
+#[test]
+fn photo_parameters_come_from_the_pipeline_file_and_flags_override_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("photos.toml");
+    std::fs::write(&config, "[ingest]\nper_photo = 3\ncap = 7\ntest_fraction = 0.0\n").unwrap();
+    let config = config.display().to_string();
+    common::ok(common::ingest_photos(
+        &fixture("photos"),
+        dir.path(),
+        None,
+        &["--config", &config, "--cap", "5"],
+    ));
+    let (train, meta) = gmrf_table::read::<gmrf_table::Images>(&dir.path().join("train.parquet")).unwrap();
+    assert_eq!(train.len(), 5, "the flag's cap, not the file's");
+    assert_eq!((meta.param("per_photo"), meta.param("cap")), (Some("3"), Some("5")));
+    assert_eq!(train.source[..3], ["astronaut.jpg"; 3]);
+
+    std::fs::write(dir.path().join("typo.toml"), "[ingest]\nper_foto = 3\n").unwrap();
+    let typo = dir.path().join("typo.toml").display().to_string();
+    let message = fails(common::ingest_photos(&fixture("photos"), dir.path(), None, &["--config", &typo]));
+    assert!(message.contains("section [ingest]") && message.contains("per_foto"), "{message}");
+}

@@ -16,6 +16,12 @@ fn dtypes(df: &DataFrame) -> Vec<(String, DataType)> {
     df.columns().iter().map(|c| (c.name().to_string(), c.dtype().clone())).collect()
 }
 
+/// A text column's values.
+fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+    let column = df.column(name).unwrap().str().unwrap();
+    (0..column.len()).map(|i| column.get(i).unwrap().to_string()).collect()
+}
+
 fn owned(columns: &[(&str, DataType)]) -> Vec<(String, DataType)> {
     columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
 }
@@ -77,4 +83,38 @@ fn every_table_opens_in_polars_with_the_contract_dtypes() {
     assert_eq!(mean.height(), 784);
     let rows: Vec<u8> = mean.column("row").unwrap().u8().unwrap().into_no_null_iter().collect();
     assert_eq!(rows[29], 1, "pixel 29 is in row 1 of a 28-wide image");
+}
+
+#[test]
+fn photo_patch_and_skipped_tables_open_in_polars() {
+    let dir = tempfile::tempdir().unwrap();
+    common::ok(common::ingest_photos(
+        &common::fixture("photos"),
+        dir.path(),
+        None,
+        &["--test-fraction", "0"],
+    ));
+    let patches = open(&dir.path().join("train.parquet"));
+    assert_eq!(patches.height(), 8);
+    assert_eq!(
+        dtypes(&patches),
+        owned(&[
+            ("id", DataType::UInt32),
+            ("label", DataType::UInt8),
+            ("source", DataType::String),
+            ("top", DataType::UInt16),
+            ("left", DataType::UInt16),
+            ("pixels", DataType::Array(Box::new(DataType::UInt8), 784)),
+        ])
+    );
+    assert_eq!(patches.column("label").unwrap().null_count(), 8, "patches have no label");
+    assert_eq!(patches.column("top").unwrap().null_count(), 0);
+    let sources = strings(&patches, "source");
+    assert_eq!(sources[6..], ["nested/rocket.JPG"; 2]);
+    assert_eq!(open(&dir.path().join("test.parquet")).height(), 0);
+
+    let skipped = open(&dir.path().join("skipped.parquet"));
+    assert_eq!(dtypes(&skipped), owned(&[("path", DataType::String), ("reason", DataType::String)]));
+    let paths = strings(&skipped, "path");
+    assert_eq!(paths, ["not-a-photo.jpg", "tiny.png", "truncated.jpg"]);
 }

@@ -156,3 +156,28 @@ impl MnistFiles {
         ok(gmrf_with_threads(centre, threads));
     }
 }
+
+/// `gmrf ingest photos` of `root` into `dir/{train,test,skipped}.parquet`, with `extra` flags.
+pub fn ingest_photos(root: &Path, dir: &Path, threads: Option<usize>, extra: &[&str]) -> Output {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["ingest".into(), "photos".into(), "--root".into(), root.into()];
+    for (flag, name) in
+        [("--train", "train.parquet"), ("--test", "test.parquet"), ("--skipped", "skipped.parquet")]
+    {
+        args.push(flag.into());
+        args.push(dir.join(name).into());
+    }
+    args.extend(extra.iter().map(Into::into));
+    gmrf_with_threads(args, threads)
+}
+
+/// BSDS500's 500 photos, where `../shared/data` has them (only on the project's build machine).
+pub fn bsds500() -> Option<PathBuf> {
+    let dir = root().join("../shared/data/photos/bsds500");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} is absent", dir.display());
+        None
+    }
+}
