@@ -209,20 +209,8 @@ pub fn nce_objective(
     noise_log_noise: &[f64],
     nu: f64,
 ) -> Result<f64, EstimationError> {
-    let factor = precision.try_factor()?;
-    let planes = Planes::new(precision.pattern());
-    let (dr, nr) = (all_rows(data.nrows()), all_rows(noise.nrows()));
-    Ok(nce_loss_gradient(
-        &planes,
-        precision,
-        &factor,
-        normaliser,
-        (data, &dr, data_log_noise),
-        (noise, &nr, noise_log_noise),
-        nu,
-        false,
-    )
-    .loss)
+    let sets = ((data, data_log_noise), (noise, noise_log_noise));
+    Ok(nce_over_all_rows(precision, normaliser, sets, nu, false)?.loss)
 }
 
 /// J and its analytic gradient ∂J/∂θₑ = mₑ(½ (Σₖwₖ) (Λ⁻¹)ᵢⱼ − ½ Σₖ wₖ xₖᵢxₖⱼ) (exact normaliser;
@@ -236,6 +224,21 @@ pub fn nce_gradient(
     noise_log_noise: &[f64],
     nu: f64,
 ) -> Result<NceGradient, EstimationError> {
+    let sets = ((data, data_log_noise), (noise, noise_log_noise));
+    nce_over_all_rows(precision, normaliser, sets, nu, true)
+}
+
+/// A data set and its noise log-densities log p_n.
+type Scored<'v, 's> = (ArrayView2<'v, f32>, &'s [f64]);
+
+/// [`nce_objective`] and [`nce_gradient`] over every row of the data and noise sets.
+fn nce_over_all_rows(
+    precision: &Precision,
+    normaliser: Option<f64>,
+    ((data, data_log_noise), (noise, noise_log_noise)): (Scored<'_, '_>, Scored<'_, '_>),
+    nu: f64,
+    with_gradient: bool,
+) -> Result<NceGradient, EstimationError> {
     let factor = precision.try_factor()?;
     let planes = Planes::new(precision.pattern());
     let (dr, nr) = (all_rows(data.nrows()), all_rows(noise.nrows()));
@@ -247,7 +250,7 @@ pub fn nce_gradient(
         (data, &dr, data_log_noise),
         (noise, &nr, noise_log_noise),
         nu,
-        true,
+        with_gradient,
     ))
 }
 

@@ -1,6 +1,9 @@
 //! NCE and cNCE: analytic gradients against finite differences, consistency on a known GMRF,
 //! NCE's approach to the masked MLE as ν grows, and thread-count independence.
 
+mod common;
+
+use common::{draws, relative_error, true_precision};
 use gmrf_estimation::{
     CnceOptions, ContrastiveOptions, MleOptions, NceOptions, NoiseKind, Normaliser, cnce_gradient,
     cnce_objective, fit_cnce, fit_mle, fit_nce, nce_gradient, nce_objective,
@@ -9,35 +12,6 @@ use gmrf_model::{Neighbourhood, Pattern, Precision};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// The known 4-neighbour GMRF of tests/estimators.rs: Λᵢᵢ = 1, horizontal −0.2, vertical −0.15.
-fn true_precision(h: usize, w: usize) -> Precision {
-    let pattern = Pattern::new(h, w, Neighbourhood::Four).unwrap();
-    let values = pattern
-        .entries()
-        .iter()
-        .map(|e| {
-            if e.is_diagonal() {
-                1.0
-            } else if e.di == 0 {
-                -0.2
-            } else {
-                -0.15
-            }
-        })
-        .collect();
-    Precision::new(pattern, values).unwrap()
-}
-
-fn draws(truth: &Precision, n: usize, seed: u64) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    truth.sample_cholesky(n, None, &mut rng).unwrap().mapv(|v| v as f32)
-}
-
-fn relative_error(a: &Precision, b: &Precision) -> f64 {
-    let (a, b) = (a.to_dense(), b.to_dense());
-    (&a - &b).mapv(|v| v * v).sum().sqrt() / b.mapv(|v| v * v).sum().sqrt()
-}
 
 /// A positive definite Λ on the 4 × 4 grid away from the truth, so gradients are not ~0.
 fn perturbed(truth: &Precision) -> Precision {
