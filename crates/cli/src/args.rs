@@ -266,7 +266,9 @@ pub struct EstimateParams {
     /// stable hash of (seed, source, id) [default: 0.1].
     #[arg(long, value_name = "F")]
     pub validation_fraction: Option<f64>,
-    /// sm: use this barrier weight t instead of choosing it on the validation split.
+    /// sm: use this barrier weight t instead of choosing it on the validation split. cnce: weight
+    /// t of the log-barrier −(t/d) log|Λ| added to the loss, which keeps the fit off the boundary
+    /// of positive definiteness (plain cNCE runs into it on MNIST) [default: 0].
     #[arg(long, value_name = "T")]
     pub barrier_t: Option<f64>,
     /// sm: smallest barrier weight tried when choosing t by validation [default: 1e-3].

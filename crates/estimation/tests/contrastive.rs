@@ -105,11 +105,25 @@ fn cnce_gradient_matches_finite_differences() {
     let noisy = Array2::from_shape_fn((n * kappa, 16), |(r, c)| {
         data[(r / kappa, c)] + (0.3 * rng.sample::<f64, _>(rand_distr::StandardNormal)) as f32
     });
-    let (_, g) = cnce_gradient(&lam, data.view(), noisy.view(), kappa).unwrap();
-    let numeric = central_differences(lam.values(), 1e-5, |t| {
-        cnce_objective(&lam.with_values(t.to_vec()).unwrap(), data.view(), noisy.view(), kappa).unwrap()
-    });
-    assert_gradients_agree("cnce", &g, &numeric);
+    // Plain cNCE, and with the log-barrier whose gradient needs Λ⁻¹ on the pattern.
+    for barrier in [0.0, 0.5] {
+        let (_, g) = cnce_gradient(&lam, data.view(), noisy.view(), kappa, barrier).unwrap();
+        let numeric = central_differences(lam.values(), 1e-5, |t| {
+            cnce_objective(&lam.with_values(t.to_vec()).unwrap(), data.view(), noisy.view(), kappa, barrier)
+                .unwrap()
+        });
+        assert_gradients_agree(&format!("cnce, barrier t = {barrier}"), &g, &numeric);
+    }
+    // The barrier's own contribution, −(t/d) log|Λ|, against a dense log-determinant.
+    let plain = cnce_objective(&lam, data.view(), noisy.view(), kappa, 0.0).unwrap();
+    let barred = cnce_objective(&lam, data.view(), noisy.view(), kappa, 0.5).unwrap();
+    let dense_log_det = common::dense_log_det(&lam);
+    assert!(
+        ((plain - barred) - 0.5 / 16.0 * dense_log_det).abs() < 1e-12 * dense_log_det.abs().max(1.0),
+        "barrier term {} against (t/d) log|Λ| = {}",
+        plain - barred,
+        0.5 / 16.0 * dense_log_det
+    );
 }
 
 /// Full-batch Adam, long enough to reach the optimum of the empirical objective on 36 pixels.

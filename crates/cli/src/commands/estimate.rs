@@ -168,6 +168,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
                 let options = CnceOptions {
                     kappa: p.kappa.unwrap_or(defaults.kappa),
                     sigma: p.sigma.or(defaults.sigma),
+                    barrier: p.barrier_t.unwrap_or(defaults.barrier),
                     run,
                 };
                 let fit = fit_cnce(
@@ -181,6 +182,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
                 meta = summary_meta(meta, &d.run)
                     .with("kappa", options.kappa)
                     .with("sigma", d.sigma)
+                    .with("barrier_t", options.barrier)
                     .with("exact_log_normaliser", d.exact_log_normaliser)
                     .with("final_loss", d.final_loss)
                     .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));

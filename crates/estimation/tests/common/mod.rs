@@ -37,3 +37,19 @@ pub fn relative_error(a: &Precision, b: &Precision) -> f64 {
     let (a, b) = (a.to_dense(), b.to_dense());
     (&a - &b).mapv(|v| v * v).sum().sqrt() / b.mapv(|v| v * v).sum().sqrt()
 }
+
+/// log|Λ| by a textbook dense Cholesky (Λ = LLᵀ, log|Λ| = 2 Σ log Lᵢᵢ), independent of faer.
+pub fn dense_log_det(lam: &Precision) -> f64 {
+    let a = lam.to_dense();
+    let n = a.nrows();
+    let mut l = Array2::<f64>::zeros((n, n));
+    for j in 0..n {
+        let diagonal = a[(j, j)] - (0..j).map(|k| l[(j, k)] * l[(j, k)]).sum::<f64>();
+        assert!(diagonal > 0.0, "not positive definite");
+        l[(j, j)] = diagonal.sqrt();
+        for i in j + 1..n {
+            l[(i, j)] = (a[(i, j)] - (0..j).map(|k| l[(i, k)] * l[(j, k)]).sum::<f64>()) / l[(j, j)];
+        }
+    }
+    2.0 * (0..n).map(|i| l[(i, i)].ln()).sum::<f64>()
+}
