@@ -5,7 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 gmrf := "target/release/gmrf"
 mnist_dir := "data/mnist"
 # The estimators `just mnist-compare` fits, each with its pipelines/mnist-<method>.toml.
-compare_methods := "mle sm nce"
+compare_methods := "mle sm nce cnce"
 # The pipeline whose stages `just bench` times and weighs.
 bench_pipeline := "mnist-nce"
 flickr_dir := "data/flickr30k-images"
