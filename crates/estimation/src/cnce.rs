@@ -100,20 +100,20 @@ fn cnce_terms(
         let mut loss = 0.0;
         let mut acc = vec![0.0; planes.len()];
         let d = x.ncols();
-        let (mut xb, mut ys) = (vec![0.0; d], vec![0.0; kappa * d]);
+        let (mut xb, mut ys, mut scratch) = (vec![0.0; d], vec![0.0; kappa * d], vec![0.0; x.ncols()]);
         for &r in block {
             row_f64(x, r, &mut xb);
             copies(r, &xb, &mut ys);
-            let qx = planes.quadratic_form(lam_planes, &xb);
+            let qx = planes.quadratic_form(lam_planes, &xb, &mut scratch);
             let mut w_sum = 0.0;
             for yb in ys.chunks(d) {
-                let g = 0.5 * (planes.quadratic_form(lam_planes, yb) - qx);
+                let g = 0.5 * (planes.quadratic_form(lam_planes, yb, &mut scratch) - qx);
                 loss += softplus(-g) * inv;
                 let w = -sigmoid(-g) * inv;
                 w_sum += w;
-                planes.accumulate(&mut acc, w, yb);
+                planes.accumulate(&mut acc, w, yb, &mut scratch);
             }
-            planes.accumulate(&mut acc, -w_sum, &xb);
+            planes.accumulate(&mut acc, -w_sum, &xb, &mut scratch);
         }
         (loss, 0.0, acc)
     });

@@ -40,37 +40,29 @@ pub fn sigmoid(t: f64) -> f64 {
 }
 
 /// Λ on a pattern stored as one plane per forward offset δ (the zero offset first):
-/// `plane[f·d + i]` = mₑ Λ_{i, i+δ_f} (multiplicity folded in), zero where i + δ leaves the grid.
-/// Then xᵀΛx = Σ_f Σᵢ plane_f[i] xᵢ x_{i+δ_f}, and the same loops accumulate weighted second
-/// moments Σₖ wₖ xₖᵢ xₖ,ᵢ₊δ: both are contiguous along grid rows, so they vectorise.
+/// `plane[f·d + i]` = mₑ Λ_{i, i+δ_f} (multiplicity folded in), zero where the pattern has no such
+/// entry. With δ_f also read as a step in row-major order (di·w + dj > 0 for a forward offset),
+/// xᵀΛx = Σ_f Σᵢ plane_f[i] xᵢ x_{i+δ_f} is one contiguous loop of d − δ_f terms per plane; pairs
+/// that wrap around a grid row meet a zero coefficient. The same loops accumulate weighted second
+/// moments Σₖ wₖ xₖᵢ xₖ,ᵢ₊δ, whose wrapped slots are never read.
 #[derive(Clone, Debug)]
 pub(crate) struct Planes {
     d: usize,
-    /// For each plane: (start in x of the first factor, start of the second, length) per grid row.
-    segments: Vec<Vec<(usize, usize, usize)>>,
+    /// Row-major step of each plane's offset.
+    steps: Vec<usize>,
     /// For each pattern entry: its plane and first pixel.
     entry_slot: Vec<(usize, usize)>,
 }
 
 impl Planes {
     pub(crate) fn new(pattern: &Pattern) -> Self {
-        let (h, w) = (pattern.height(), pattern.width());
+        let w = pattern.width() as i32;
         let mut offsets = vec![(0i32, 0i32)];
         offsets.extend(pattern.neighbourhood().forward_offsets());
-        let segments = offsets
+        let steps = offsets
             .iter()
             .map(|&(di, dj)| {
-                let (c0, c1) = ((-dj).max(0), w as i32 - dj.max(0));
-                if c1 <= c0 || di as usize >= h {
-                    return Vec::new();
-                }
-                (0..h - di as usize)
-                    .map(|r| {
-                        let a = r * w + c0 as usize;
-                        let b = ((r as i32 + di) * w as i32 + dj + c0) as usize;
-                        (a, b, (c1 - c0) as usize)
-                    })
-                    .collect()
+                usize::try_from(di * w + dj).expect("a forward offset steps forward in row-major order")
             })
             .collect();
         let entry_slot = pattern
@@ -84,12 +76,12 @@ impl Planes {
                 (f, e.i as usize)
             })
             .collect();
-        Planes { d: pattern.dim(), segments, entry_slot }
+        Planes { d: pattern.dim(), steps, entry_slot }
     }
 
     /// Length of a plane vector.
     pub(crate) fn len(&self) -> usize {
-        self.segments.len() * self.d
+        self.steps.len() * self.d
     }
 
     /// The planes of Λ with stored values `theta`.
@@ -101,32 +93,33 @@ impl Planes {
         planes
     }
 
-    /// xᵀΛx from the planes of Λ.
-    pub(crate) fn quadratic_form(&self, planes: &[f64], x: &[f64]) -> f64 {
-        let mut acc = 0.0;
-        for (f, segs) in self.segments.iter().enumerate() {
-            let p = &planes[f * self.d..(f + 1) * self.d];
-            for &(a, b, len) in segs {
-                let (p, xa, xb) = (&p[a..a + len], &x[a..a + len], &x[b..b + len]);
-                let mut s = 0.0;
-                for ((&p, &u), &v) in p.iter().zip(xa).zip(xb) {
-                    s += p * u * v;
-                }
-                acc += s;
+    /// xᵀΛx from the planes of Λ, as Σᵢ xᵢ tᵢ with tᵢ = Σ_f plane_f[i] x_{i+δ_f} built in
+    /// `scratch` (d values), one contiguous pass per plane: two flops per plane entry instead of
+    /// three. (Fusing the planes into one pass over i, with x zero-padded, was 1.6x slower.)
+    pub(crate) fn quadratic_form(&self, planes: &[f64], x: &[f64], scratch: &mut [f64]) -> f64 {
+        let n = self.d;
+        let t = &mut scratch[..n];
+        t.fill(0.0);
+        for (f, &step) in self.steps.iter().enumerate() {
+            for ((t, &p), &v) in t.iter_mut().zip(&planes[f * n..f * n + n - step]).zip(&x[step..]) {
+                *t += p * v;
             }
         }
-        acc
+        dot(x, t)
     }
 
-    /// acc += w·x xᵀ on the pattern's offsets (plane layout, no multiplicity).
-    pub(crate) fn accumulate(&self, acc: &mut [f64], weight: f64, x: &[f64]) {
-        for (f, segs) in self.segments.iter().enumerate() {
-            let m = &mut acc[f * self.d..(f + 1) * self.d];
-            for &(a, b, len) in segs {
-                let (m, xa, xb) = (&mut m[a..a + len], &x[a..a + len], &x[b..b + len]);
-                for ((s, &u), &v) in m.iter_mut().zip(xa).zip(xb) {
-                    *s += weight * u * v;
-                }
+    /// acc += w·x xᵀ on the pattern's offsets (plane layout, no multiplicity), with w·x formed
+    /// once in `scratch` (d values).
+    pub(crate) fn accumulate(&self, acc: &mut [f64], weight: f64, x: &[f64], scratch: &mut [f64]) {
+        let n = self.d;
+        let wx = &mut scratch[..n];
+        for (s, &u) in wx.iter_mut().zip(x) {
+            *s = weight * u;
+        }
+        for (f, &step) in self.steps.iter().enumerate() {
+            let m = &mut acc[f * n..f * n + n - step];
+            for ((s, &u), &v) in m.iter_mut().zip(wx.iter()).zip(&x[step..]) {
+                *s += u * v;
             }
         }
     }
@@ -135,6 +128,22 @@ impl Planes {
     pub(crate) fn on_pattern(&self, acc: &[f64]) -> Vec<f64> {
         self.entry_slot.iter().map(|&(f, i)| acc[f * self.d + i]).collect()
     }
+}
+
+/// Σₖ uₖvₖ in `LANES` independent partial sums, added in a fixed order. One running sum would be
+/// a chain of dependent additions that the compiler may not reorder (nor vectorise): with it,
+/// NCE's epoch took 1.7x as long. Same inputs, same bits, on any machine and thread count.
+fn dot(u: &[f64], v: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let mut lanes = [0.0; LANES];
+    let (uc, vc) = (u.chunks_exact(LANES), v.chunks_exact(LANES));
+    let tail: f64 = uc.remainder().iter().zip(vc.remainder()).map(|(u, v)| u * v).sum();
+    for (u, v) in uc.zip(vc) {
+        for k in 0..LANES {
+            lanes[k] += u[k] * v[k];
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Rows of `x` (given by `rows`) as f64, one at a time, for a per-row kernel.
@@ -512,16 +521,18 @@ mod tests {
 
     #[test]
     fn planes_give_the_quadratic_form_and_moments_of_the_precision() {
-        for n in [Neighbourhood::Four, Neighbourhood::Eight] {
+        // Radius 2 has offsets (1, −2) and (2, −1), whose pairs wrap around a grid row.
+        for n in [Neighbourhood::Four, Neighbourhood::Eight, Neighbourhood::Radius(2.0)] {
             let pattern = Pattern::new(4, 5, n).unwrap();
             let theta: Vec<f64> = (0..pattern.len()).map(|k| ((k * 37) % 11) as f64 / 7.0 - 0.6).collect();
             let lam = Precision::new(pattern.clone(), theta.clone()).unwrap();
             let planes = Planes::new(&pattern);
             let x: Vec<f64> = (0..20).map(|k| ((k * 13) % 7) as f64 / 3.0 - 1.0).collect();
             let p = planes.of_values(&pattern, &theta);
-            assert!((planes.quadratic_form(&p, &x) - lam.quadratic_form(&x)).abs() < 1e-12);
+            let mut scratch = vec![0.0; 20];
+            assert!((planes.quadratic_form(&p, &x, &mut scratch) - lam.quadratic_form(&x)).abs() < 1e-12);
             let mut acc = vec![0.0; planes.len()];
-            planes.accumulate(&mut acc, 2.0, &x);
+            planes.accumulate(&mut acc, 2.0, &x, &mut scratch);
             let m = planes.on_pattern(&acc);
             for (e, v) in pattern.entries().iter().zip(m) {
                 assert_eq!(v, 2.0 * x[e.i as usize] * x[e.j as usize]);

@@ -127,10 +127,11 @@ fn nce_terms(
     reduce_blocks(rows, planes.len(), |block| {
         let (mut loss, mut sum_w) = (0.0, 0.0);
         let mut acc = vec![0.0; planes.len()];
-        let mut buf = vec![0.0; x.ncols()];
+        let (mut buf, mut scratch) = (vec![0.0; x.ncols()], vec![0.0; x.ncols()]);
         for &r in block {
             row_f64(x, r, &mut buf);
-            let g = constant - 0.5 * planes.quadratic_form(lam_planes, &buf) - log_pn[r] - log_nu;
+            let g =
+                constant - 0.5 * planes.quadratic_form(lam_planes, &buf, &mut scratch) - log_pn[r] - log_nu;
             let w = if data {
                 loss += softplus(-g) * inv_n;
                 -sigmoid(-g) * inv_n
@@ -139,7 +140,7 @@ fn nce_terms(
                 sigmoid(g) * inv_n
             };
             sum_w += w;
-            planes.accumulate(&mut acc, w, &buf);
+            planes.accumulate(&mut acc, w, &buf, &mut scratch);
         }
         (loss, sum_w, acc)
     })
