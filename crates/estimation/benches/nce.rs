@@ -12,6 +12,8 @@
 //! same loss and gradient (checked). The noise pool and its log-density are drawn once per fit
 //! in both, so they are outside the timing. Medians of three repetitions.
 
+mod common;
+
 use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
@@ -19,27 +21,11 @@ use faer::linalg::solvers::DenseSolveCore;
 use faer::{Accum, Mat, Par, Side};
 use gmrf_estimation::{GaussianNoise, NoiseKind, Standardisation, nce_gradient, sigmoid, softplus};
 use gmrf_model::{Neighbourhood, Pattern, Precision};
-use ndarray::{Array2, ArrayView2, Axis};
-use rand::{Rng, SeedableRng};
+use ndarray::{ArrayView2, Axis};
+use rand::SeedableRng;
 use rayon::prelude::*;
 
 const BLOCK: usize = 512;
-
-fn load_centred_training_images(dir: &std::path::Path) -> Array2<f32> {
-    let path = dir.join("train-images-idx3-ubyte");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        eprintln!("cannot read {}: {e}", path.display());
-        std::process::exit(1)
-    });
-    let n = 60_000;
-    assert!(bytes.len() >= 16 + n * 784, "{} is too short", path.display());
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let x = Array2::from_shape_fn((n, 784), |(r, c)| {
-        (f32::from(bytes[16 + r * 784 + c]) + rng.random::<f32>()) / 256.0
-    });
-    let mean = x.mean_axis(Axis(0)).expect("rows");
-    x - &mean
-}
 
 fn median_time<T>(mut f: impl FnMut() -> T) -> (f64, T) {
     let mut times = Vec::new();
@@ -141,7 +127,7 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map_or_else(|| std::path::PathBuf::from("data/mnist"), std::path::PathBuf::from);
-    let x = load_centred_training_images(&dir);
+    let x = common::load_centred_training_images(&dir);
     let standard = Standardisation::fit(x.view());
     let z = standard.apply(x.view());
     println!(

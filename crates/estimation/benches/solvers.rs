@@ -12,6 +12,8 @@
 //!   products, Jacobi-preconditioned CG (the numpy prototype's operators). Capped at
 //!   `DENSE_CAP_S` seconds; a capped baseline reports its ratio as a lower bound (≥).
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,29 +22,12 @@ use gmrf_estimation::{
     MleOptions, Reach, ScoreMatching, SecondMoments, SmOptions, dense_second_moments, mle, sm_exact,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
-use ndarray::{Array2, ArrayView2, Axis, s};
-use rand::{Rng, SeedableRng};
+use ndarray::{Array2, ArrayView2, s};
 
 const DENSE_CAP_S: f64 = 20.0;
 const REPS: usize = 3;
 /// Stop repeating a measurement once it has used this much time.
 const REP_BUDGET_S: f64 = 12.0;
-
-fn load_centred_training_images(dir: &std::path::Path) -> Array2<f32> {
-    let path = dir.join("train-images-idx3-ubyte");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        eprintln!("cannot read {}: {e}", path.display());
-        std::process::exit(1)
-    });
-    let n = 60_000;
-    assert!(bytes.len() >= 16 + n * 784, "{} is too short", path.display());
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let x = Array2::from_shape_fn((n, 784), |(r, c)| {
-        (f32::from(bytes[16 + r * 784 + c]) + rng.random::<f32>()) / 256.0
-    });
-    let mean = x.mean_axis(Axis(0)).expect("rows");
-    x - &mean
-}
 
 /// Median wall time of up to `REPS` runs of `f`, and its last result.
 fn time<T>(mut f: impl FnMut() -> T) -> (f64, T) {
@@ -211,7 +196,7 @@ fn main() {
         );
         std::process::exit(1)
     };
-    let x = load_centred_training_images(&dir);
+    let x = common::load_centred_training_images(&dir);
     let threads = rayon::current_num_threads();
     println!("MNIST training images: {} x {}, rayon threads: {threads}", x.nrows(), x.ncols());
     let (train, val) = (x.slice(s![..54_000, ..]), x.slice(s![54_000.., ..]));
