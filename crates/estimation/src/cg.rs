@@ -4,15 +4,25 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::cholesky_in_place;
 use faer::linalg::cholesky::llt::factor::cholesky_in_place_scratch;
 use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
-use faer::{Mat, MatMut, Par};
+use faer::{MatMut, MatRef, Par};
 
-/// A dense lower Cholesky factor in single or double precision.
+/// A dense lower Cholesky factor in single or double precision, n × n column major in a
+/// plain vector (entries above the diagonal are scratch).
 pub(crate) enum DenseFactor {
     /// f32: half the memory traffic of the triangular solves, twice the SIMD width of the
     /// factorisation. Enough while the scaled Hessian's condition number is well below 1e7.
-    Single(Mat<f32>),
+    Single(Vec<f32>),
     /// f64: the fallback once f32 no longer carries the conditioning (barrier weights ≲ 1e-2).
-    Double(Mat<f64>),
+    Double(Vec<f64>),
+}
+
+/// The n × n buffers of earlier factors, kept for the next one. At n = 3,754 (8 neighbours) the
+/// f32 matrix is 56 MB; allocated afresh at every Newton step, the kernel's page faults and
+/// zeroing took a fifth of the MLE's time.
+#[derive(Default)]
+pub(crate) struct FactorStorage {
+    single: Vec<f32>,
+    double: Vec<f64>,
 }
 
 /// M ≈ H, applied as z = M⁻¹r.
@@ -39,7 +49,7 @@ const CHOLESKY_BLOCK: usize = 192;
 /// The block columns j are updated in parallel; each is one sequential faer product whose
 /// arithmetic does not depend on which thread runs it, so the factor is bit-identical on any
 /// thread count (faer's own parallel kernels make no such promise).
-fn factor_in_place<T: faer::traits::RealField>(c: &mut Mat<T>) -> bool {
+fn factor_in_place<T: faer::traits::RealField>(mut c: MatMut<'_, T>) -> bool {
     use faer::linalg::matmul::matmul;
     use rayon::prelude::*;
     let n = c.nrows();
@@ -89,26 +99,78 @@ fn factor_in_place<T: faer::traits::RealField>(c: &mut Mat<T>) -> bool {
     true
 }
 
-fn solve_in_place<T: faer::traits::RealField>(l: &Mat<T>, z: &mut [T]) {
+fn solve_in_place<T: faer::traits::RealField>(l: &[T], z: &mut [T]) {
     let n = z.len();
+    let l = MatRef::from_column_major_slice(l, n, n);
     let mut zm = MatMut::from_column_major_slice_mut(z, n, 1);
-    solve_lower_triangular_in_place(l.as_ref(), zm.as_mut(), Par::Seq);
-    solve_upper_triangular_in_place(l.as_ref().transpose(), zm.as_mut(), Par::Seq);
+    solve_lower_triangular_in_place(l, zm.as_mut(), Par::Seq);
+    solve_upper_triangular_in_place(l.transpose(), zm.as_mut(), Par::Seq);
+}
+
+/// Writes the lower triangle of an n × n column-major matrix: `column(f, out)` gives rows f..n of
+/// column f in f64, `cast` rounds them to T. Columns are independent, so the parallel fill is
+/// bit-identical on any thread count.
+fn fill_lower<T: Copy + Send + Sync>(
+    buf: &mut Vec<T>,
+    n: usize,
+    column: &(dyn Fn(usize, &mut [f64]) + Sync),
+    cast: fn(f64) -> T,
+) {
+    use rayon::prelude::*;
+    // Reuse the allocation; its stale contents are overwritten below (and above the diagonal
+    // never read).
+    buf.resize(n * n, cast(0.0));
+    buf.par_chunks_mut(n).enumerate().for_each_init(
+        || vec![0.0f64; n],
+        |out, (f, col)| {
+            let out = &mut out[..n - f];
+            column(f, out);
+            for (c, &v) in col[f..].iter_mut().zip(out.iter()) {
+                *c = cast(v);
+            }
+        },
+    );
 }
 
 impl Preconditioner {
-    /// Factorises the scaled Hessian `c` (lower triangle, column major, n × n) in the chosen
-    /// precision; `None` if it is not numerically positive definite. Sequential: faer's parallel
+    /// Builds the lower triangle of the scaled Hessian C (n × n) column by column with
+    /// `column` (see [`fill_lower`]) in the chosen precision, reusing `storage`, and factorises
+    /// it; `None` if it is not numerically positive definite. Sequential: faer's parallel
     /// kernels are not promised to round the same on every thread count.
-    pub(crate) fn cholesky(c: &[f64], n: usize, scale: &[f64], single: bool) -> Option<Self> {
+    pub(crate) fn cholesky(
+        n: usize,
+        column: &(dyn Fn(usize, &mut [f64]) + Sync),
+        scale: &[f64],
+        single: bool,
+        storage: &mut FactorStorage,
+    ) -> Option<Self> {
         let factor = if single {
-            let mut m = Mat::from_fn(n, n, |r, k| c[k * n + r] as f32);
-            factor_in_place(&mut m).then_some(DenseFactor::Single(m))?
+            let mut m = std::mem::take(&mut storage.single);
+            fill_lower(&mut m, n, column, |v| v as f32);
+            if !factor_in_place(MatMut::from_column_major_slice_mut(&mut m, n, n)) {
+                storage.single = m;
+                return None;
+            }
+            DenseFactor::Single(m)
         } else {
-            let mut m = Mat::from_fn(n, n, |r, k| c[k * n + r]);
-            factor_in_place(&mut m).then_some(DenseFactor::Double(m))?
+            let mut m = std::mem::take(&mut storage.double);
+            fill_lower(&mut m, n, column, |v| v);
+            if !factor_in_place(MatMut::from_column_major_slice_mut(&mut m, n, n)) {
+                storage.double = m;
+                return None;
+            }
+            DenseFactor::Double(m)
         };
         Some(Preconditioner::Cholesky { factor, scale: scale.to_vec() })
+    }
+
+    /// Hands this preconditioner's matrix back to `storage` for the next factor.
+    pub(crate) fn recycle(self, storage: &mut FactorStorage) {
+        match self {
+            Preconditioner::Cholesky { factor: DenseFactor::Single(m), .. } => storage.single = m,
+            Preconditioner::Cholesky { factor: DenseFactor::Double(m), .. } => storage.double = m,
+            Preconditioner::Jacobi(_) => {}
+        }
     }
 
     /// True for an f32 Cholesky factor.
@@ -191,6 +253,7 @@ pub(crate) fn conjugate_gradient(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faer::Mat;
 
     /// An SPD test matrix: A = BBᵀ/n + I with B of deterministic pseudo-random entries.
     fn spd(n: usize) -> Mat<f64> {
@@ -210,7 +273,7 @@ mod tests {
         let run = |threads| {
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
                 let mut c = a.clone();
-                assert!(factor_in_place(&mut c));
+                assert!(factor_in_place(c.as_mut()));
                 c
             })
         };
@@ -231,6 +294,6 @@ mod tests {
         // A matrix that is not positive definite is refused.
         let mut bad = a.clone();
         bad[(n - 1, n - 1)] = -1.0;
-        assert!(!factor_in_place(&mut bad));
+        assert!(!factor_in_place(bad.as_mut()));
     }
 }

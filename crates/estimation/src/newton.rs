@@ -9,10 +9,9 @@
 use std::time::Instant;
 
 use gmrf_model::{Pattern, Precision};
-use rayon::prelude::*;
 
 use crate::EstimationError;
-use crate::cg::{CgOutcome, Preconditioner, conjugate_gradient};
+use crate::cg::{CgOutcome, FactorStorage, Preconditioner, conjugate_gradient};
 use crate::fit::{Progress, TraceRow};
 use crate::log_det::{neg_log_det_hessian_diagonal, neg_log_det_hessian_vector_product};
 use crate::score_matching::{Adjacency, SparseSymmetric};
@@ -105,6 +104,8 @@ pub(crate) struct NewtonState<'p> {
     last_cg: usize,
     /// Whether the Hessian factor is built in f64 (sticky once f32 failed within this fit).
     double_precision: bool,
+    /// Buffers of the Hessian factor, reused from step to step.
+    storage: FactorStorage,
 }
 
 impl<'p> NewtonState<'p> {
@@ -117,12 +118,20 @@ impl<'p> NewtonState<'p> {
             preconditioner: None,
             last_cg: 0,
             double_precision: false,
+            storage: FactorStorage::default(),
         }
     }
 
     /// Forces a rebuild of the preconditioner at the next step (new barrier weight).
     pub(crate) fn invalidate_preconditioner(&mut self) {
-        self.preconditioner = None;
+        self.recycle_preconditioner();
+    }
+
+    /// Drops the preconditioner, keeping its matrix for the next one.
+    fn recycle_preconditioner(&mut self) {
+        if let Some(p) = self.preconditioner.take() {
+            p.recycle(&mut self.storage);
+        }
     }
 }
 
@@ -220,8 +229,10 @@ impl BarrierObjective<'_> {
                 }
             };
             if refresh {
+                state.recycle_preconditioner();
+                let single = !state.double_precision;
                 let precond =
-                    self.preconditioner(options.preconditioner, &band, &sigma, t, !state.double_precision);
+                    self.preconditioner(options.preconditioner, &band, &sigma, t, single, &mut state.storage);
                 state.double_precision |= !precond.is_single_precision();
                 state.preconditioner = Some(precond);
             }
@@ -238,7 +249,9 @@ impl BarrierObjective<'_> {
                 // f32 no longer carries the Hessian's conditioning (small barrier weights):
                 // switch to f64 for the rest of the fit and solve again.
                 state.double_precision = true;
-                let precond = self.preconditioner(options.preconditioner, &band, &sigma, t, false);
+                state.recycle_preconditioner();
+                let precond =
+                    self.preconditioner(options.preconditioner, &band, &sigma, t, false, &mut state.storage);
                 let again =
                     conjugate_gradient(&hvp, &neg_g, &precond, options.cg_rel_tol, options.max_cg_iterations);
                 state.preconditioner = Some(precond);
@@ -320,6 +333,7 @@ impl BarrierObjective<'_> {
         sigma: &ndarray::Array2<f64>,
         t: f64,
         single: bool,
+        storage: &mut FactorStorage,
     ) -> Preconditioner {
         let pattern = self.pattern;
         let mut jacobi = neg_log_det_hessian_diagonal(pattern, band);
@@ -338,58 +352,56 @@ impl BarrierObjective<'_> {
         // f32: the barrier makes H's diagonal span ~10 orders of magnitude on MNIST, C's
         // conditioning is what f32 has to carry.
         let scale: Vec<f64> = jacobi.iter().map(|h| 1.0 / h.sqrt()).collect();
-        let c = scaled_hessian_lower(pattern, sigma, t, self.quadratic, &scale);
+        let column = |f: usize, out: &mut [f64]| {
+            scaled_hessian_column(pattern, sigma, t, self.quadratic, &scale, f, out)
+        };
         // The exact Hessian is positive definite; if rounding says otherwise, fall back.
         // An f32 factor that breaks down is retried in f64 before giving up on the factor.
         let n = pattern.len();
         let factor = if single {
-            Preconditioner::cholesky(&c, n, &scale, true)
-                .or_else(|| Preconditioner::cholesky(&c, n, &scale, false))
+            Preconditioner::cholesky(n, &column, &scale, true, storage)
+                .or_else(|| Preconditioner::cholesky(n, &column, &scale, false, storage))
         } else {
-            Preconditioner::cholesky(&c, n, &scale, false)
+            Preconditioner::cholesky(n, &column, &scale, false, storage)
         };
         factor.unwrap_or(Preconditioner::Jacobi(jacobi))
     }
 }
 
-/// The lower triangle of C = D^{-1/2} (H_q + t·H_ld) D^{-1/2} (column major, n × n), D^{-1/2} = diag(`scale`), with
-/// H_ld[e, f] = tr(Σ Eₑ Σ E𝒻) = (mₑm𝒻/2)(Σⱼₖ Σₗᵢ + Σⱼₗ Σₖᵢ) for e = (i, j), f = (k, l)
+/// Rows f..n of column f of C = D^{-1/2} (H_q + t·H_ld) D^{-1/2} (n × n), D^{-1/2} = diag(`scale`),
+/// with H_ld[e, f] = tr(Σ Eₑ Σ E𝒻) = (mₑm𝒻/2)(Σⱼₖ Σₗᵢ + Σⱼₗ Σₖᵢ) for e = (i, j), f = (k, l)
 /// (Boyd & Vandenberghe 2004, A.4.3) and H_q the score-matching Hessian (absent for the
-/// likelihood). Columns are independent, so the
-/// parallel fill is bit-identical on any thread count.
-fn scaled_hessian_lower(
+/// likelihood).
+fn scaled_hessian_column(
     pattern: &Pattern,
     sigma: &ndarray::Array2<f64>,
     t: f64,
     quadratic: Option<&SparseSymmetric>,
     scale: &[f64],
-) -> Vec<f64> {
+    f: usize,
+    out: &mut [f64],
+) {
     let entries = pattern.entries();
-    let n = entries.len();
     let d = pattern.dim();
     let sig = sigma.as_slice().expect("standard layout");
-    let mut data = vec![0.0; n * n];
-    data.par_chunks_mut(n).enumerate().for_each(|(f, col)| {
-        let ef = entries[f];
-        let (k, l) = (ef.i as usize, ef.j as usize);
-        let (sk, sl) = (&sig[k * d..(k + 1) * d], &sig[l * d..(l + 1) * d]);
-        let tmf = 0.5 * t * ef.multiplicity();
-        let mut dense = vec![0.0f64; n - f];
-        for (slot, ee) in dense.iter_mut().zip(&entries[f..]) {
-            let (i, j) = (ee.i as usize, ee.j as usize);
-            *slot = tmf * ee.multiplicity() * (sk[j] * sl[i] + sl[j] * sk[i]);
-        }
-        // H_q is symmetric: its row f holds column f.
-        if let Some(q) = quadratic {
-            for p in q.ptr[f]..q.ptr[f + 1] {
-                if q.cols[p] >= f {
-                    dense[q.cols[p] - f] += q.vals[p];
-                }
+    let ef = entries[f];
+    let (k, l) = (ef.i as usize, ef.j as usize);
+    let (sk, sl) = (&sig[k * d..(k + 1) * d], &sig[l * d..(l + 1) * d]);
+    let tmf = 0.5 * t * ef.multiplicity();
+    for (slot, ee) in out.iter_mut().zip(&entries[f..]) {
+        let (i, j) = (ee.i as usize, ee.j as usize);
+        *slot = tmf * ee.multiplicity() * (sk[j] * sl[i] + sl[j] * sk[i]);
+    }
+    // H_q is symmetric: its row f holds column f.
+    if let Some(q) = quadratic {
+        for p in q.ptr[f]..q.ptr[f + 1] {
+            if q.cols[p] >= f {
+                out[q.cols[p] - f] += q.vals[p];
             }
         }
-        for (e, v) in dense.into_iter().enumerate() {
-            col[f + e] = v * scale[f] * scale[f + e];
-        }
-    });
-    data
+    }
+    // (v·s_f)·s_e, left to right: the rounding that the stored snapshots were fitted with.
+    for (v, s) in out.iter_mut().zip(&scale[f..]) {
+        *v = *v * scale[f] * s;
+    }
 }
