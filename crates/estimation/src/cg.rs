@@ -132,6 +132,24 @@ fn fill_lower<T: Copy + Send + Sync>(
     );
 }
 
+/// [`fill_lower`] into the buffer taken from `slot`, then [`factor_in_place`]: the factor, or
+/// `None` (the buffer back in `slot`) if a pivot is not positive.
+fn fill_and_factor<T: faer::traits::RealField + Copy>(
+    slot: &mut Vec<T>,
+    n: usize,
+    column: &(dyn Fn(usize, &mut [f64]) + Sync),
+    cast: fn(f64) -> T,
+) -> Option<Vec<T>> {
+    let mut m = std::mem::take(slot);
+    fill_lower(&mut m, n, column, cast);
+    if factor_in_place(MatMut::from_column_major_slice_mut(&mut m, n, n)) {
+        Some(m)
+    } else {
+        *slot = m;
+        None
+    }
+}
+
 impl Preconditioner {
     /// Builds the lower triangle of the scaled Hessian C (n × n) column by column with
     /// `column` (see [`fill_lower`]) in the chosen precision, reusing `storage`, and factorises
@@ -145,21 +163,9 @@ impl Preconditioner {
         storage: &mut FactorStorage,
     ) -> Option<Self> {
         let factor = if single {
-            let mut m = std::mem::take(&mut storage.single);
-            fill_lower(&mut m, n, column, |v| v as f32);
-            if !factor_in_place(MatMut::from_column_major_slice_mut(&mut m, n, n)) {
-                storage.single = m;
-                return None;
-            }
-            DenseFactor::Single(m)
+            DenseFactor::Single(fill_and_factor(&mut storage.single, n, column, |v| v as f32)?)
         } else {
-            let mut m = std::mem::take(&mut storage.double);
-            fill_lower(&mut m, n, column, |v| v);
-            if !factor_in_place(MatMut::from_column_major_slice_mut(&mut m, n, n)) {
-                storage.double = m;
-                return None;
-            }
-            DenseFactor::Double(m)
+            DenseFactor::Double(fill_and_factor(&mut storage.double, n, column, |v| v)?)
         };
         Some(Preconditioner::Cholesky { factor, scale: scale.to_vec() })
     }
