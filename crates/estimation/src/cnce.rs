@@ -44,6 +44,7 @@ use crate::contrastive::{
     row_f64, sigmoid, softplus,
 };
 use crate::fit::{Fit, Progress};
+use crate::log_det::log_det_gradient;
 use crate::nce::check_shape;
 
 /// Options of [`fit_cnce`].
@@ -100,7 +101,7 @@ fn cnce_terms(
         let mut loss = 0.0;
         let mut acc = vec![0.0; planes.len()];
         let d = x.ncols();
-        let (mut xb, mut ys, mut scratch) = (vec![0.0; d], vec![0.0; kappa * d], vec![0.0; x.ncols()]);
+        let (mut xb, mut ys, mut scratch) = (vec![0.0; d], vec![0.0; kappa * d], vec![0.0; d]);
         for &r in block {
             row_f64(x, r, &mut xb);
             copies(r, &xb, &mut ys);
@@ -145,8 +146,8 @@ fn add_barrier(lam: &Precision, factor: &Cholesky, t: f64, loss: &mut f64, gradi
     *loss -= weight * factor.log_det();
     if let Some(gradient) = gradient {
         let sigma = factor.inverse_band().on_pattern(lam.pattern());
-        for ((g, e), s) in gradient.iter_mut().zip(lam.pattern().entries()).zip(sigma) {
-            *g -= weight * e.multiplicity() * s;
+        for (g, s) in gradient.iter_mut().zip(log_det_gradient(lam.pattern(), &sigma)) {
+            *g -= weight * s;
         }
     }
 }

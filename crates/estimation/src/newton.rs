@@ -122,13 +122,9 @@ impl<'p> NewtonState<'p> {
         }
     }
 
-    /// Forces a rebuild of the preconditioner at the next step (new barrier weight).
+    /// Forces a rebuild of the preconditioner at the next step (new barrier weight), keeping its
+    /// matrix for the next one.
     pub(crate) fn invalidate_preconditioner(&mut self) {
-        self.recycle_preconditioner();
-    }
-
-    /// Drops the preconditioner, keeping its matrix for the next one.
-    fn recycle_preconditioner(&mut self) {
         if let Some(p) = self.preconditioner.take() {
             p.recycle(&mut self.storage);
         }
@@ -229,7 +225,7 @@ impl BarrierObjective<'_> {
                 }
             };
             if refresh {
-                state.recycle_preconditioner();
+                state.invalidate_preconditioner();
                 let single = !state.double_precision;
                 let precond =
                     self.preconditioner(options.preconditioner, &band, &sigma, t, single, &mut state.storage);
@@ -249,7 +245,7 @@ impl BarrierObjective<'_> {
                 // f32 no longer carries the Hessian's conditioning (small barrier weights):
                 // switch to f64 for the rest of the fit and solve again.
                 state.double_precision = true;
-                state.recycle_preconditioner();
+                state.invalidate_preconditioner();
                 let precond =
                     self.preconditioner(options.preconditioner, &band, &sigma, t, false, &mut state.storage);
                 let again =
