@@ -45,7 +45,8 @@ const CHOLESKY_BLOCK: usize = 192;
 
 /// Right-looking blocked Cholesky of the lower triangle of `c`, in place; false if a pivot is
 /// not positive. For each block column k: factor the diagonal block, solve the panel below it
-/// (L_ik = A_ik L_kk⁻ᵀ), then update every later block column j by A_{≥j, j} −= L_{≥j, k} L_jkᵀ.
+/// (L_ik = A_ik L_kk⁻ᵀ, in parallel row chunks: sequential, it left one core idle for ~13% of
+/// the factor at n = 3,754), then update every later block column j by A_{≥j, j} −= L_{≥j, k} L_jkᵀ.
 /// The block columns j are updated in parallel; each is one sequential faer product whose
 /// arithmetic does not depend on which thread runs it, so the factor is bit-identical on any
 /// thread count (faer's own parallel kernels make no such promise).
@@ -73,8 +74,20 @@ fn factor_in_place<T: faer::traits::RealField>(mut c: MatMut<'_, T>) -> bool {
         {
             return false;
         }
-        // L_ik L_kkᵀ = A_ik  ⇔  L_kk L_ikᵀ = A_ikᵀ.
-        solve_lower_triangular_in_place(diag.as_ref(), below.as_mut().transpose_mut(), Par::Seq);
+        // L_ik L_kkᵀ = A_ik  ⇔  L_kk L_ikᵀ = A_ikᵀ. Rows are independent: solved in parallel
+        // chunks of a fixed height, so the split does not depend on the thread count.
+        let diag = diag.as_ref();
+        let mut chunks = Vec::new();
+        let mut rest = below.as_mut();
+        while rest.nrows() > 0 {
+            let height = nb.min(rest.nrows());
+            let (chunk, tail) = rest.split_at_row_mut(height);
+            chunks.push(chunk);
+            rest = tail;
+        }
+        chunks.into_par_iter().for_each(|chunk| {
+            solve_lower_triangular_in_place(diag, chunk.transpose_mut(), Par::Seq);
+        });
         // Block columns of the trailing matrix, rows from the block's own diagonal down.
         let mut slabs = Vec::new();
         let mut rest = trailing;
