@@ -13,7 +13,7 @@ use gmrf_model::{Pattern, Precision};
 use crate::EstimationError;
 use crate::cg::{CgOutcome, FactorStorage, Preconditioner, conjugate_gradient};
 use crate::fit::{Progress, TraceRow};
-use crate::log_det::{neg_log_det_hessian_diagonal, neg_log_det_hessian_vector_product};
+use crate::log_det::{log_det_gradient, neg_log_det_hessian_diagonal, neg_log_det_hessian_vector_product};
 use crate::score_matching::{Adjacency, SparseSymmetric};
 
 /// CG iterations allowed with an f32 Hessian factor before it is rebuilt in f64. A fresh f32
@@ -83,6 +83,13 @@ pub(crate) struct BarrierObjective<'a> {
     pub(crate) linear: &'a [f64],
 }
 
+/// F and its gradient at one point, from [`BarrierObjective::summarise`].
+pub(crate) struct PointSummary {
+    pub(crate) value: f64,
+    pub(crate) gradient_norm: f64,
+    pub(crate) scaled_gradient_norm: f64,
+}
+
 /// How a minimisation ended.
 pub(crate) struct NewtonOutcome {
     pub(crate) precision: Precision,
@@ -119,6 +126,22 @@ impl<'p> NewtonState<'p> {
             last_cg: 0,
             double_precision: false,
             storage: FactorStorage::default(),
+        }
+    }
+
+    /// Counts a step that moved θ, appends its trace row and reports it.
+    pub(crate) fn record(&mut self, loss: f64, grad_norm: f64, step_size: f64) {
+        self.step += 1;
+        self.trace.push(TraceRow {
+            step: self.step,
+            loss,
+            grad_norm,
+            step_size,
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            heldout_loss: None,
+        });
+        if let Some(p) = self.progress {
+            p(self.step, loss);
         }
     }
 
@@ -192,6 +215,40 @@ impl BarrierObjective<'_> {
             }
         }
         diagonal
+    }
+
+    /// The tangent dθ/dt of the central path at its point `centre` for weight t: differentiating
+    /// the centring condition ∇q(θ) − t·∇log|Λ(θ)| = 0 in t gives ∇²F · dθ/dt = ∇log|Λ| =
+    /// m ∘ P(Σ). Solved by CG with the preconditioner of the stage's last Newton step, built at
+    /// or next to `centre`; `None` if there is none or CG does not converge.
+    pub(crate) fn path_tangent(
+        &self,
+        centre: &Precision,
+        t: f64,
+        options: &NewtonOptions,
+        state: &NewtonState<'_>,
+    ) -> Result<Option<Vec<f64>>, EstimationError> {
+        let Some(precond) = state.preconditioner.as_ref() else { return Ok(None) };
+        let chol = centre.try_factor()?;
+        let rhs = log_det_gradient(self.pattern, &chol.inverse_band().on_pattern(self.pattern));
+        let sigma = chol.inverse_dense();
+        let hvp = |v: &[f64]| self.hessian_vector_product(&sigma, t, v);
+        let cg = conjugate_gradient(&hvp, &rhs, precond, options.cg_rel_tol, SINGLE_PRECISION_CG_LIMIT);
+        Ok(cg.converged.then_some(cg.x))
+    }
+
+    /// F, ‖∇F‖ and ‖∇F‖ in the metric of diag ∇²F (a cheap stand-in for the Newton decrement)
+    /// at Λ for weight t; `None` if Λ is not positive definite.
+    pub(crate) fn summarise(&self, lam: &Precision, t: f64) -> Option<PointSummary> {
+        let chol = lam.try_factor().ok()?;
+        let band = chol.inverse_band();
+        let g = self.gradient(&self.quadratic_gradient(lam.values()), &band.on_pattern(self.pattern), t);
+        let diagonal = self.hessian_diagonal(&band, t);
+        Some(PointSummary {
+            value: self.quadratic_value(lam.values()) - t * chol.log_det(),
+            gradient_norm: dot(&g, &g).sqrt(),
+            scaled_gradient_norm: g.iter().zip(&diagonal).map(|(g, h)| g * g / h).sum::<f64>().sqrt(),
+        })
     }
 
     /// Minimises F from the positive definite `start`, with the stopping rule of `options`
@@ -341,19 +398,7 @@ impl BarrierObjective<'_> {
             chol = c;
             log_det = ld;
             steps += 1;
-            state.step += 1;
-            let loss = f_value + change;
-            state.trace.push(TraceRow {
-                step: state.step,
-                loss,
-                grad_norm: dot(&g, &g).sqrt(),
-                step_size: alpha,
-                elapsed_s: state.start.elapsed().as_secs_f64(),
-                heldout_loss: None,
-            });
-            if let Some(p) = state.progress {
-                p(state.step, loss);
-            }
+            state.record(f_value + change, dot(&g, &g).sqrt(), alpha);
         }
     }
 

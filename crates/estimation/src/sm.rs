@@ -14,7 +14,7 @@ use ndarray::ArrayView2;
 
 use crate::cg::{Preconditioner, conjugate_gradient};
 use crate::fit::{Fit, Progress, TraceRow};
-use crate::newton::{BarrierObjective, NewtonOptions, NewtonState};
+use crate::newton::{BarrierObjective, NewtonOptions, NewtonState, PointSummary};
 use crate::score_matching::ScoreMatching;
 use crate::stats::{Reach, SecondMoments};
 use crate::{EstimationError, diagonal_start, heldout_nll};
@@ -150,6 +150,51 @@ fn barrier_diagonal_start(pattern: &Pattern, s_diagonal: &[f64], t: f64) -> Resu
     Ok(Precision::diagonal(pattern.clone(), &lam)?)
 }
 
+/// Moves the centre `lam` for weight t towards the centre for `t_next` along the path tangent
+/// (the predictor of predictor–corrector path following). Of the points θ + β·(t_next − t)·dθ/dt,
+/// β ∈ {1, ¾, ½, ¼}, takes the positive definite one with the smallest scaled gradient at t_next
+/// if it beats the centre itself, and records it as a step of size β.
+///
+/// Without it every stage began with 3–4 damped Newton steps: the near-singular eigenvalues of
+/// Λ scale with t, so the centre for t lies far from the next one. A candidate must also keep
+/// Λ_new − ½(t_next/t)·Λ positive definite, i.e. shrink no generalised eigenvalue below half the
+/// ratio of the weights: on MNIST (8 neighbours, t = 0.1 → 0.01) the linear extrapolation
+/// otherwise put one eigenvalue so near 0 that Newton spent 8 steps doubling it, in f64.
+fn predict(
+    objective: &BarrierObjective<'_>,
+    lam: Precision,
+    t: f64,
+    t_next: f64,
+    options: &NewtonOptions,
+    state: &mut NewtonState<'_>,
+) -> Result<Precision, EstimationError> {
+    let Some(tangent) = objective.path_tangent(&lam, t, options, state)? else { return Ok(lam) };
+    let Some(centre) = objective.summarise(&lam, t_next) else { return Ok(lam) };
+    let floor = 0.5 * t_next / t;
+    let mut best: Option<(f64, Precision, PointSummary)> = None;
+    for beta in [1.0, 0.75, 0.5, 0.25] {
+        let step = beta * (t_next - t);
+        let values = lam.values().iter().zip(&tangent).map(|(x, d)| x + step * d).collect();
+        let candidate = lam.with_values(values)?;
+        let shrunk = candidate.values().iter().zip(lam.values()).map(|(p, c)| p - floor * c).collect();
+        if !lam.with_values(shrunk)?.is_positive_definite() {
+            continue;
+        }
+        let Some(summary) = objective.summarise(&candidate, t_next) else { continue };
+        let best_norm = best.as_ref().map_or(centre.scaled_gradient_norm, |(_, _, s)| s.scaled_gradient_norm);
+        if summary.scaled_gradient_norm < best_norm {
+            best = Some((beta, candidate, summary));
+        }
+    }
+    Ok(match best {
+        Some((beta, candidate, summary)) => {
+            state.record(summary.value, summary.gradient_norm, beta);
+            candidate
+        }
+        None => lam,
+    })
+}
+
 /// Exact PD score matching on a prepared problem; `validation` holds the validation second
 /// moments on the pattern ([`Reach::Pattern`]).
 pub fn sm_exact(
@@ -266,7 +311,9 @@ pub fn sm_exact(
             break;
         }
         // The last stage lands exactly on t_end.
-        t = (t / options.t_factor).max(t_end);
+        let t_next = (t / options.t_factor).max(t_end);
+        lam = predict(&objective_fn, lam, t, t_next, &options.newton, &mut state)?;
+        t = t_next;
     }
     let (precision, chosen_t) = match best {
         Some((_, t_best, lam_best)) => (lam_best, t_best),
