@@ -4,7 +4,8 @@
 //! P(½(SV + VS)) = P(I) (CG, Jacobi preconditioner). If that Λ is positive definite it is the
 //! answer. Otherwise (MNIST: 29 eigenvalues ≤ 0 for 4 neighbours) we solve min J s.t. Λ ≻ 0 by a
 //! log-barrier: minimise J(Λ) − t·log|Λ| for t = t₀, t₀/10, …, each stage by Newton-CG warm
-//! started from the previous one (Boyd & Vandenberghe 2004, §11.3). The constrained optimum is
+//! started from the previous one moved along the central path's tangent (Boyd & Vandenberghe
+//! 2004, §11.3; the first stage from the diagonal minimiser). The constrained optimum is
 //! singular, and t acts as a regulariser: by default it is chosen by held-out likelihood.
 
 use std::time::Instant;
@@ -171,7 +172,7 @@ fn predict(
     let Some(tangent) = objective.path_tangent(&lam, t, options, state)? else { return Ok(lam) };
     let Some(centre) = objective.summarise(&lam, t_next) else { return Ok(lam) };
     let floor = 0.5 * t_next / t;
-    let mut best: Option<(f64, Precision, PointSummary)> = None;
+    let mut best: Option<(f64, Precision, PointSummary)> = None; // (β, Λ, summary at Λ)
     for beta in [1.0, 0.75, 0.5, 0.25] {
         let step = beta * (t_next - t);
         let values = lam.values().iter().zip(&tangent).map(|(x, d)| x + step * d).collect();
@@ -188,7 +189,8 @@ fn predict(
     }
     Ok(match best {
         Some((beta, candidate, summary)) => {
-            state.record(summary.value, summary.gradient_norm, beta);
+            // Like a Newton row: the loss after the move, the gradient before it.
+            state.record(summary.value, centre.gradient_norm, beta);
             candidate
         }
         None => lam,
