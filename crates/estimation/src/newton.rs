@@ -384,16 +384,11 @@ impl BarrierObjective<'_> {
                     max_scaled_gradient: max_scaled,
                 });
             };
-            // F/t is standard self-concordant (a convex quadratic plus −log|Λ|), so a full Newton
-            // step from a point whose decrement of F/t is λ < 1 lands where it is at most
-            // (λ/(1 − λ))² (Nesterov 2004, Thm 4.1.14). If that bound already meets the decrement
-            // rule, the new point is where the rule would stop.
-            let lambda = (-gd / t).sqrt();
-            if alpha == 1.0 && lambda < 1.0 {
-                let bound = (lambda / (1.0 - lambda)).powi(2);
-                let f_next = f_value + change;
-                centred = 0.5 * t * bound * bound <= options.decrement_tol * f_next.abs().max(1.0);
-            }
+            // If the bound on the next decrement already meets the rule, the new point is where
+            // the rule would stop.
+            centred = alpha == 1.0
+                && half_decrement_after_full_step(-0.5 * gd, t)
+                    <= options.decrement_tol * (f_value + change).abs().max(1.0);
             lam = trial;
             chol = c;
             log_det = ld;
@@ -436,6 +431,18 @@ impl BarrierObjective<'_> {
     }
 }
 
+/// A bound on the half decrement ½gᵀ(∇²F)⁻¹g after a full Newton step from a point where it is
+/// `half_decrement`. F/t is standard self-concordant (a convex quadratic plus −log|Λ|), and a
+/// full step from a point whose decrement of F/t is λ < 1 lands where it is at most (λ/(1 − λ))²
+/// (Nesterov 2004, Thm 4.1.14); with λ ≥ 1 there is no bound.
+fn half_decrement_after_full_step(half_decrement: f64, t: f64) -> f64 {
+    let lambda = (2.0 * half_decrement / t).sqrt();
+    if lambda >= 1.0 {
+        return f64::INFINITY;
+    }
+    0.5 * t * (lambda / (1.0 - lambda)).powi(4)
+}
+
 /// Rows f..n of column f of C = D^{-1/2} (H_q + t·H_ld) D^{-1/2} (n × n), D^{-1/2} = diag(`scale`),
 /// with H_ld[e, f] = tr(Σ Eₑ Σ E𝒻) = (mₑm𝒻/2)(Σⱼₖ Σₗᵢ + Σⱼₗ Σₖᵢ) for e = (i, j), f = (k, l)
 /// (Boyd & Vandenberghe 2004, A.4.3) and H_q the score-matching Hessian (absent for the
@@ -471,5 +478,172 @@ fn scaled_hessian_column(
     // (v·s_f)·s_e, left to right: the rounding that the stored snapshots were fitted with.
     for (v, s) in out.iter_mut().zip(&scale[f..]) {
         *v = *v * scale[f] * s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagonal_start;
+    use crate::score_matching::ScoreMatching;
+    use crate::stats::{Reach, SecondMoments};
+    use faer::linalg::solvers::Solve;
+    use gmrf_model::Neighbourhood;
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// Score matching on a 4 × 5 grid, 4 neighbours, from rows of white noise smoothed along the
+    /// grid rows (so neighbours correlate).
+    fn problem() -> ScoreMatching {
+        let (h, w, n) = (4, 5, 300);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let x = Array2::from_shape_fn((n, h * w), |_| StandardNormal.sample(&mut rng));
+        let smooth = Array2::from_shape_fn((n, h * w), |(r, p)| {
+            let left = if p % w > 0 { x[(r, p - 1)] } else { 0.0 };
+            (x[(r, p)] + 0.6 * left) as f32
+        });
+        let pattern = Pattern::new(h, w, Neighbourhood::Four).unwrap();
+        let moments = SecondMoments::compute(smooth.view(), &pattern, Reach::TwoHops).unwrap();
+        ScoreMatching::new(&pattern, &moments).unwrap()
+    }
+
+    /// The centre for t, to the decrement rule `tol`, or with `tol` = 0 as far as rounding allows.
+    fn centre(
+        objective: &BarrierObjective<'_>,
+        start: Precision,
+        t: f64,
+        tol: f64,
+    ) -> (Precision, NewtonState<'static>) {
+        let options = NewtonOptions { decrement_tol: tol, ..NewtonOptions::default() };
+        let mut state = NewtonState::new(Instant::now(), None);
+        let outcome = objective.minimise(start, t, &options, None, &mut state).unwrap();
+        assert!(outcome.converged || tol == 0.0);
+        let g = gradient_at(objective, outcome.precision.values(), t);
+        let scale = objective
+            .quadratic_gradient(outcome.precision.values())
+            .iter()
+            .fold(0.0, |a: f64, v| a.max(v.abs()));
+        assert!(
+            g.iter().all(|v| v.abs() <= 1e-6 * scale),
+            "not centred: max |∇F| = {:e}",
+            g.iter().fold(0.0, |a: f64, v| a.max(v.abs()))
+        );
+        (outcome.precision, state)
+    }
+
+    fn gradient_at(objective: &BarrierObjective<'_>, theta: &[f64], t: f64) -> Vec<f64> {
+        let lam = Precision::new(objective.pattern.clone(), theta.to_vec()).unwrap();
+        let sel = lam.selected_inverse().unwrap();
+        objective.gradient(&objective.quadratic_gradient(theta), &sel, t)
+    }
+
+    #[test]
+    fn path_tangent_matches_central_differences_of_the_centres() {
+        let sm = problem();
+        let pattern = sm.pattern();
+        let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
+        let objective = BarrierObjective {
+            pattern,
+            adjacency: &sm.adjacency,
+            quadratic: Some(&sm.hessian),
+            linear: &linear,
+        };
+        let t = 0.5;
+        let start = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap();
+        let (lam, state) = centre(&objective, start, t, 0.0);
+        let tangent = objective.path_tangent(&lam, t, &NewtonOptions::default(), &state).unwrap().unwrap();
+        // Centres at t(1 ± δ): their difference quotient is the tangent up to O(δ²).
+        let delta = 1e-4;
+        let (plus, _) = centre(&objective, lam.clone(), t * (1.0 + delta), 0.0);
+        let (minus, _) = centre(&objective, lam.clone(), t * (1.0 - delta), 0.0);
+        let fd: Vec<f64> =
+            plus.values().iter().zip(minus.values()).map(|(p, m)| (p - m) / (2.0 * t * delta)).collect();
+        let err = tangent.iter().zip(&fd).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let norm = fd.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(err <= 1e-5 * norm, "‖tangent − fd‖ / ‖fd‖ = {:e}", err / norm);
+    }
+
+    /// ∇²F at θ by central differences of the gradient (independent of the Hessian-vector
+    /// product), symmetrised.
+    fn dense_hessian(objective: &BarrierObjective<'_>, theta: &[f64], t: f64) -> faer::Mat<f64> {
+        let n = theta.len();
+        let mut h = faer::Mat::<f64>::zeros(n, n);
+        for k in 0..n {
+            let step = 1e-6 * theta[k].abs().max(1e-3);
+            let shifted = |s: f64| {
+                let mut th = theta.to_vec();
+                th[k] += s;
+                gradient_at(objective, &th, t)
+            };
+            let (gp, gm) = (shifted(step), shifted(-step));
+            for i in 0..n {
+                h[(i, k)] = (gp[i] - gm[i]) / (2.0 * step);
+            }
+        }
+        faer::Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (h[(i, j)] + h[(j, i)]))
+    }
+
+    /// The Newton step −H⁻¹g and the half decrement ½gᵀH⁻¹g at θ.
+    fn newton_step(objective: &BarrierObjective<'_>, theta: &[f64], t: f64) -> (Vec<f64>, f64) {
+        let g = gradient_at(objective, theta, t);
+        let rhs = faer::Mat::<f64>::from_fn(g.len(), 1, |i, _| g[i]);
+        let h = dense_hessian(objective, theta, t);
+        let x = h.llt(faer::Side::Lower).expect("H is positive definite").solve(&rhs);
+        let half_decrement = 0.5 * (0..g.len()).map(|i| g[i] * x[(i, 0)]).sum::<f64>();
+        ((0..g.len()).map(|i| -x[(i, 0)]).collect(), half_decrement)
+    }
+
+    #[test]
+    fn full_newton_steps_obey_the_decrement_bound_that_stops_minimise() {
+        let sm = problem();
+        let pattern = sm.pattern();
+        let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
+        let objective = BarrierObjective {
+            pattern,
+            adjacency: &sm.adjacency,
+            quadratic: Some(&sm.hessian),
+            linear: &linear,
+        };
+        for t in [10.0, 0.1] {
+            // Dense Newton from the diagonal start: damped by 1/(1 + λ) while λ ≥ 1, full after.
+            let mut theta = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap().into_values();
+            let mut checked = 0;
+            for _ in 0..30 {
+                let (step, half) = newton_step(&objective, &theta, t);
+                let lambda = (2.0 * half / t).sqrt();
+                if half < 1e-20 {
+                    break;
+                }
+                let alpha = if lambda < 1.0 { 1.0 } else { 1.0 / (1.0 + lambda) };
+                theta = theta.iter().zip(&step).map(|(x, d)| x + alpha * d).collect();
+                if alpha == 1.0 {
+                    let (_, next) = newton_step(&objective, &theta, t);
+                    let bound = half_decrement_after_full_step(half, t);
+                    // Central differences limit the computed decrement to ~1e-18 of |F|.
+                    assert!(
+                        next <= bound * (1.0 + 1e-6) + 1e-18,
+                        "t = {t}: λ = {lambda}: {next:e} > bound {bound:e}"
+                    );
+                    checked += 1;
+                }
+            }
+            assert!(checked >= 2, "t = {t}: only {checked} full steps");
+
+            // And minimise, which stops on the bound, returns a point that meets its rule.
+            let tol = NewtonOptions::default().decrement_tol;
+            let start = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap();
+            let (lam, _) = centre(&objective, start, t, tol);
+            let (_, half) = newton_step(&objective, lam.values(), t);
+            let f = objective.quadratic_value(lam.values()) - t * lam.log_det().unwrap();
+            assert!(half <= tol * f.abs().max(1.0), "t = {t}: ½gᵀH⁻¹g = {half:e}, |F| = {f:e}");
+        }
+    }
+
+    fn sm_diagonal(sm: &ScoreMatching) -> Vec<f64> {
+        // H_q on a diagonal entry (i, i) is Sᵢᵢ.
+        let pattern = sm.pattern();
+        let d = sm.hessian.diagonal();
+        (0..pattern.dim()).map(|i| d[pattern.diagonal_position(i)]).collect()
     }
 }

@@ -146,7 +146,11 @@ pub fn sm_unconstrained_optimum(
 /// λᵢ = (1 + √(1 + 4tSᵢᵢ)) / (2Sᵢᵢ), which is 1/Sᵢᵢ at t = 0. Started from diag(1/Sᵢᵢ) instead,
 /// Newton spent 5 of its 11 steps in the first stage on MNIST (t = 1e4) doubling the
 /// high-variance pixels' λᵢ. The variances must be positive ([`diagonal_start`] checks them).
-fn barrier_diagonal_start(pattern: &Pattern, s_diagonal: &[f64], t: f64) -> Result<Precision, EstimationError> {
+fn barrier_diagonal_start(
+    pattern: &Pattern,
+    s_diagonal: &[f64],
+    t: f64,
+) -> Result<Precision, EstimationError> {
     let lam: Vec<f64> = s_diagonal.iter().map(|s| (1.0 + (1.0 + 4.0 * t * s).sqrt()) / (2.0 * s)).collect();
     Ok(Precision::diagonal(pattern.clone(), &lam)?)
 }
