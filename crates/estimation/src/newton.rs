@@ -494,18 +494,44 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     /// Score matching on a 4 × 5 grid, 4 neighbours, from rows of white noise smoothed along the
-    /// grid rows (so neighbours correlate).
-    fn problem() -> ScoreMatching {
-        let (h, w, n) = (4, 5, 300);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let x = Array2::from_shape_fn((n, h * w), |_| StandardNormal.sample(&mut rng));
-        let smooth = Array2::from_shape_fn((n, h * w), |(r, p)| {
-            let left = if p % w > 0 { x[(r, p - 1)] } else { 0.0 };
-            (x[(r, p)] + 0.6 * left) as f32
-        });
-        let pattern = Pattern::new(h, w, Neighbourhood::Four).unwrap();
-        let moments = SecondMoments::compute(smooth.view(), &pattern, Reach::TwoHops).unwrap();
-        ScoreMatching::new(&pattern, &moments).unwrap()
+    /// grid rows (so neighbours correlate), as the barrier objective F = J − t·log|Λ|.
+    struct Problem {
+        sm: ScoreMatching,
+        linear: Vec<f64>,
+    }
+
+    impl Problem {
+        fn new() -> Self {
+            let (h, w, n) = (4, 5, 300);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let x = Array2::from_shape_fn((n, h * w), |_| StandardNormal.sample(&mut rng));
+            let smooth = Array2::from_shape_fn((n, h * w), |(r, p)| {
+                let left = if p % w > 0 { x[(r, p - 1)] } else { 0.0 };
+                (x[(r, p)] + 0.6 * left) as f32
+            });
+            let pattern = Pattern::new(h, w, Neighbourhood::Four).unwrap();
+            let moments = SecondMoments::compute(smooth.view(), &pattern, Reach::TwoHops).unwrap();
+            let sm = ScoreMatching::new(&pattern, &moments).unwrap();
+            let linear = sm.linear.iter().map(|b| -b).collect();
+            Problem { sm, linear }
+        }
+
+        fn objective(&self) -> BarrierObjective<'_> {
+            BarrierObjective {
+                pattern: self.sm.pattern(),
+                adjacency: &self.sm.adjacency,
+                quadratic: Some(&self.sm.hessian),
+                linear: &self.linear,
+            }
+        }
+
+        /// diag(1/Sᵢᵢ); H_q on a diagonal entry (i, i) is Sᵢᵢ.
+        fn diagonal_start(&self) -> Precision {
+            let pattern = self.sm.pattern();
+            let d = self.sm.hessian.diagonal();
+            let s: Vec<f64> = (0..pattern.dim()).map(|i| d[pattern.diagonal_position(i)]).collect();
+            diagonal_start(pattern, &s).unwrap()
+        }
     }
 
     /// The centre for t, to the decrement rule `tol`, or with `tol` = 0 as far as rounding allows.
@@ -540,17 +566,10 @@ mod tests {
 
     #[test]
     fn path_tangent_matches_central_differences_of_the_centres() {
-        let sm = problem();
-        let pattern = sm.pattern();
-        let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
-        let objective = BarrierObjective {
-            pattern,
-            adjacency: &sm.adjacency,
-            quadratic: Some(&sm.hessian),
-            linear: &linear,
-        };
+        let problem = Problem::new();
+        let objective = problem.objective();
         let t = 0.5;
-        let start = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap();
+        let start = problem.diagonal_start();
         let (lam, state) = centre(&objective, start, t, 0.0);
         let tangent = objective.path_tangent(&lam, t, &NewtonOptions::default(), &state).unwrap().unwrap();
         // Centres at t(1 ± δ): their difference quotient is the tangent up to O(δ²).
@@ -596,18 +615,11 @@ mod tests {
 
     #[test]
     fn full_newton_steps_obey_the_decrement_bound_that_stops_minimise() {
-        let sm = problem();
-        let pattern = sm.pattern();
-        let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
-        let objective = BarrierObjective {
-            pattern,
-            adjacency: &sm.adjacency,
-            quadratic: Some(&sm.hessian),
-            linear: &linear,
-        };
+        let problem = Problem::new();
+        let objective = problem.objective();
         for t in [10.0, 0.1] {
             // Dense Newton from the diagonal start: damped by 1/(1 + λ) while λ ≥ 1, full after.
-            let mut theta = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap().into_values();
+            let mut theta = problem.diagonal_start().into_values();
             let mut checked = 0;
             for _ in 0..30 {
                 let (step, half) = newton_step(&objective, &theta, t);
@@ -632,18 +644,11 @@ mod tests {
 
             // And minimise, which stops on the bound, returns a point that meets its rule.
             let tol = NewtonOptions::default().decrement_tol;
-            let start = diagonal_start(pattern, &sm_diagonal(&sm)).unwrap();
+            let start = problem.diagonal_start();
             let (lam, _) = centre(&objective, start, t, tol);
             let (_, half) = newton_step(&objective, lam.values(), t);
             let f = objective.quadratic_value(lam.values()) - t * lam.log_det().unwrap();
             assert!(half <= tol * f.abs().max(1.0), "t = {t}: ½gᵀH⁻¹g = {half:e}, |F| = {f:e}");
         }
-    }
-
-    fn sm_diagonal(sm: &ScoreMatching) -> Vec<f64> {
-        // H_q on a diagonal entry (i, i) is Sᵢᵢ.
-        let pattern = sm.pattern();
-        let d = sm.hessian.diagonal();
-        (0..pattern.dim()).map(|i| d[pattern.diagonal_position(i)]).collect()
     }
 }
