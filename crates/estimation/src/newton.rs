@@ -87,7 +87,6 @@ pub(crate) struct BarrierObjective<'a> {
 pub(crate) struct PointSummary {
     pub(crate) value: f64,
     pub(crate) gradient_norm: f64,
-    pub(crate) scaled_gradient_norm: f64,
 }
 
 /// How a minimisation ended.
@@ -237,17 +236,14 @@ impl BarrierObjective<'_> {
         Ok(cg.converged.then_some(cg.x))
     }
 
-    /// F, ‖∇F‖ and ‖∇F‖ in the metric of diag ∇²F (a cheap stand-in for the Newton decrement)
-    /// at Λ for weight t; `None` if Λ is not positive definite.
+    /// F and ‖∇F‖ at Λ for weight t; `None` if Λ is not positive definite.
     pub(crate) fn summarise(&self, lam: &Precision, t: f64) -> Option<PointSummary> {
         let chol = lam.try_factor().ok()?;
-        let band = chol.inverse_band();
-        let g = self.gradient(&self.quadratic_gradient(lam.values()), &band.on_pattern(self.pattern), t);
-        let diagonal = self.hessian_diagonal(&band, t);
+        let sel = chol.inverse_band().on_pattern(self.pattern);
+        let g = self.gradient(&self.quadratic_gradient(lam.values()), &sel, t);
         Some(PointSummary {
             value: self.quadratic_value(lam.values()) - t * chol.log_det(),
             gradient_norm: dot(&g, &g).sqrt(),
-            scaled_gradient_norm: g.iter().zip(&diagonal).map(|(g, h)| g * g / h).sum::<f64>().sqrt(),
         })
     }
 
