@@ -168,7 +168,7 @@ fn barrier_diagonal_start(
 /// otherwise put one eigenvalue so near 0 that Newton spent 8 steps doubling it, in f64.
 ///
 /// Newton steps of the whole path on all of MNIST (4 / 8 neighbours, on `gmrf estimate`'s
-/// validation split and on the `mnist` example's): without a predictor 45 / 54 and 45 / 47;
+/// validation split and on the solver bench's): without a predictor 45 / 54 and 45 / 47;
 /// β ∈ {1, ¾, ½, ¼} 28 / 36–37; this grid 25 / 29 (the chosen β ranged from 0.25 to 1.6). A
 /// geometric grid 2·0.85ᵏ gave 36 / 29–30: which β wins is sensitive, so the grid is dense.
 fn predict(
