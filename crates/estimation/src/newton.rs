@@ -83,12 +83,6 @@ pub(crate) struct BarrierObjective<'a> {
     pub(crate) linear: &'a [f64],
 }
 
-/// F and its gradient at one point, from [`BarrierObjective::summarise`].
-pub(crate) struct PointSummary {
-    pub(crate) value: f64,
-    pub(crate) gradient_norm: f64,
-}
-
 /// How a minimisation ended.
 pub(crate) struct NewtonOutcome {
     pub(crate) precision: Precision,
@@ -236,15 +230,17 @@ impl BarrierObjective<'_> {
         Ok(cg.converged.then_some(cg.x))
     }
 
-    /// F and ‖∇F‖ at Λ for weight t; `None` if Λ is not positive definite.
-    pub(crate) fn summarise(&self, lam: &Precision, t: f64) -> Option<PointSummary> {
+    /// F at Λ for weight t; `None` if Λ is not positive definite.
+    pub(crate) fn value(&self, lam: &Precision, t: f64) -> Option<f64> {
         let chol = lam.try_factor().ok()?;
-        let sel = chol.inverse_band().on_pattern(self.pattern);
+        Some(self.quadratic_value(lam.values()) - t * chol.log_det())
+    }
+
+    /// ‖∇F‖ at Λ for weight t; `None` if Λ is not positive definite.
+    pub(crate) fn gradient_norm(&self, lam: &Precision, t: f64) -> Option<f64> {
+        let sel = lam.try_factor().ok()?.inverse_band().on_pattern(self.pattern);
         let g = self.gradient(&self.quadratic_gradient(lam.values()), &sel, t);
-        Some(PointSummary {
-            value: self.quadratic_value(lam.values()) - t * chol.log_det(),
-            gradient_norm: dot(&g, &g).sqrt(),
-        })
+        Some(dot(&g, &g).sqrt())
     }
 
     /// Minimises F from the positive definite `start`, with the stopping rule of `options`

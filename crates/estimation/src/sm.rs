@@ -15,7 +15,7 @@ use ndarray::ArrayView2;
 
 use crate::cg::{Preconditioner, conjugate_gradient};
 use crate::fit::{Fit, Progress, TraceRow};
-use crate::newton::{BarrierObjective, NewtonOptions, NewtonState, PointSummary};
+use crate::newton::{BarrierObjective, NewtonOptions, NewtonState};
 use crate::score_matching::ScoreMatching;
 use crate::stats::{Reach, SecondMoments};
 use crate::{EstimationError, diagonal_start, heldout_nll};
@@ -180,9 +180,9 @@ fn predict(
     state: &mut NewtonState<'_>,
 ) -> Result<Precision, EstimationError> {
     let Some(tangent) = objective.path_tangent(&lam, t, options, state)? else { return Ok(lam) };
-    let Some(centre) = objective.summarise(&lam, t_next) else { return Ok(lam) };
+    let Some(centre_value) = objective.value(&lam, t_next) else { return Ok(lam) };
     let floor = 0.5 * t_next / t;
-    let mut best: Option<(f64, Precision, PointSummary)> = None; // (β, Λ, summary at Λ)
+    let mut best: Option<(f64, Precision, f64)> = None; // (β, Λ, F for t_next at Λ)
     for beta in [2.0, 1.6, 1.3, 1.15, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2] {
         let step = beta * (t_next - t);
         let values = lam.values().iter().zip(&tangent).map(|(x, d)| x + step * d).collect();
@@ -191,15 +191,16 @@ fn predict(
         if !lam.with_values(shrunk)?.is_positive_definite() {
             continue;
         }
-        let Some(summary) = objective.summarise(&candidate, t_next) else { continue };
-        if summary.value < best.as_ref().map_or(centre.value, |(_, _, s)| s.value) {
-            best = Some((beta, candidate, summary));
+        let Some(value) = objective.value(&candidate, t_next) else { continue };
+        if value < best.as_ref().map_or(centre_value, |b| b.2) {
+            best = Some((beta, candidate, value));
         }
     }
     Ok(match best {
-        Some((beta, candidate, summary)) => {
+        Some((beta, candidate, value)) => {
             // Like a Newton row: the loss after the move, the gradient before it.
-            state.record(summary.value, centre.gradient_norm, beta);
+            let grad_norm = objective.gradient_norm(&lam, t_next).expect("the centre is positive definite");
+            state.record(value, grad_norm, beta);
             candidate
         }
         None => lam,
