@@ -52,6 +52,11 @@ pub struct NewtonOptions {
     /// max(1, |F|). Default 1e-13 (F is accurate to ~1e-16 relative; the decrement is quadratic
     /// in the error, so this leaves θ accurate to ~3e-7 relative in the Hessian norm).
     pub decrement_tol: f64,
+    /// Also stop when λ², the squared Newton decrement of F/t (gᵀH⁻¹g/t, scale free: F/t is
+    /// self-concordant), is at most this. Default 0 (off). A barrier stage that only leads to the
+    /// next needs a point near its centre, not the centre itself (Boyd & Vandenberghe 2004,
+    /// §11.3.3): with λ² ≤ 1e-2 one more Newton step would already bring λ² under 1.5e-4.
+    pub centring_tol: f64,
     /// Relative residual at which CG stops. Default 1e-8.
     pub cg_rel_tol: f64,
     /// Maximum CG iterations per Newton step. Default 2000.
@@ -63,11 +68,20 @@ pub struct NewtonOptions {
     pub preconditioner: NewtonPreconditioner,
 }
 
+impl NewtonOptions {
+    /// The half decrement ½gᵀH⁻¹g at or below which Newton stops, at a point where the objective
+    /// is `f` and the barrier weight t: the looser of the two rules above.
+    fn stopping_half_decrement(&self, f: f64, t: f64) -> f64 {
+        (self.decrement_tol * f.abs().max(1.0)).max(0.5 * t * self.centring_tol)
+    }
+}
+
 impl Default for NewtonOptions {
     fn default() -> Self {
         NewtonOptions {
             max_steps: 100,
             decrement_tol: 1e-13,
+            centring_tol: 0.0,
             cg_rel_tol: 1e-8,
             max_cg_iterations: 2000,
             preconditioner: NewtonPreconditioner::HessianCholesky { refresh_after: 0 },
@@ -341,7 +355,7 @@ impl BarrierObjective<'_> {
                     max_scaled_gradient: max_scaled,
                 });
             }
-            if -0.5 * gd <= options.decrement_tol * f_value.abs().max(1.0) {
+            if -0.5 * gd <= options.stopping_half_decrement(f_value, t) {
                 return Ok(NewtonOutcome {
                     precision: lam,
                     steps,
@@ -380,7 +394,7 @@ impl BarrierObjective<'_> {
             // the rule would stop.
             centred = alpha == 1.0
                 && half_decrement_after_full_step(-0.5 * gd, t)
-                    <= options.decrement_tol * (f_value + change).abs().max(1.0);
+                    <= options.stopping_half_decrement(f_value + change, t);
             lam = trial;
             chol = c;
             log_det = ld;

@@ -56,6 +56,13 @@ pub struct SmOptions {
     pub t_factor: f64,
     /// Choice of the final t. Default by validation down to 1e-3 with patience 2.
     pub weight: BarrierWeight,
+    /// How near its centre each stage stops: λ² ≤ this, the squared Newton decrement of F/t
+    /// ([`NewtonOptions::centring_tol`]). Only the returned stage is then centred to
+    /// `newton.decrement_tol`, from where its stage stopped. Default 1e-2: on all of MNIST the
+    /// stages then take 17 / 21 Newton steps instead of 25 / 29 (4 / 8 neighbours), plus one
+    /// step of polishing, and return the same t and Λ to 2e-11 relative. The validation nll of
+    /// each stage moves by < 3e-4 (the first stage's, at t = 1e4, by 3e-3).
+    pub stage_centring_tol: f64,
     /// Inner Newton-CG settings.
     pub newton: NewtonOptions,
 }
@@ -69,6 +76,7 @@ impl Default for SmOptions {
             t_start_from_gap: true,
             t_factor: 10.0,
             weight: BarrierWeight::ByValidation { t_min: 1e-3, patience: 2 },
+            stage_centring_tol: 1e-2,
             newton: NewtonOptions::default(),
         }
     }
@@ -79,11 +87,11 @@ impl Default for SmOptions {
 pub struct BarrierStage {
     /// Barrier weight.
     pub t: f64,
-    /// Newton steps taken.
+    /// Newton steps taken (for the returned stage, its polishing steps included).
     pub newton_steps: usize,
     /// CG iterations over those steps.
     pub cg_iterations: usize,
-    /// Whether Newton met its stopping rule.
+    /// Whether Newton met its stopping rule (for the returned stage, the full rule).
     pub converged: bool,
     /// J(Λ(t)).
     pub sm_objective: f64,
@@ -288,11 +296,12 @@ pub fn sm_exact(
         }
     }
     let mut lam = barrier_diagonal_start(pattern, s_diagonal, t)?;
-    let mut best: Option<(f64, f64, Precision)> = None; // (nll, t, Λ)
+    let mut best: Option<(f64, f64, Precision, usize)> = None; // (nll, t, Λ, stage)
     let mut rising = 0;
+    let stage_newton = NewtonOptions { centring_tol: options.stage_centring_tol, ..options.newton };
     loop {
         state.invalidate_preconditioner();
-        let outcome = objective_fn.minimise(lam, t, &options.newton, None, &mut state)?;
+        let outcome = objective_fn.minimise(lam, t, &stage_newton, None, &mut state)?;
         lam = outcome.precision;
         let nll = heldout(&lam)?;
         if let (Some(row), Some(v)) = (state.trace.last_mut(), nll) {
@@ -309,9 +318,9 @@ pub fn sm_exact(
         if let BarrierWeight::ByValidation { patience, .. } = options.weight {
             let v = nll.expect("validation data checked above");
             match &best {
-                Some((b, _, _)) if v >= *b => rising += 1,
+                Some((b, _, _, _)) if v >= *b => rising += 1,
                 _ => {
-                    best = Some((v, t, lam.clone()));
+                    best = Some((v, t, lam.clone(), diagnostics.barrier_path.len() - 1));
                     rising = 0;
                 }
             }
@@ -327,10 +336,27 @@ pub fn sm_exact(
         lam = predict(&objective_fn, lam, t, t_next, &options.newton, &mut state)?;
         t = t_next;
     }
-    let (precision, chosen_t) = match best {
-        Some((_, t_best, lam_best)) => (lam_best, t_best),
-        None => (lam, t),
+    let (precision, chosen_t, stage) = match best {
+        Some((_, t_best, lam_best, stage)) => (lam_best, t_best, stage),
+        None => (lam, t, diagnostics.barrier_path.len() - 1),
     };
+    // Polish: centre the returned stage to the full rule. Its steps come last in the trace, and
+    // the last row then carries the polished point's validation nll.
+    state.invalidate_preconditioner();
+    let outcome = objective_fn.minimise(precision, chosen_t, &options.newton, None, &mut state)?;
+    let precision = outcome.precision;
+    if outcome.steps > 0 {
+        let nll = heldout(&precision)?;
+        if let (Some(row), Some(v)) = (state.trace.last_mut(), nll) {
+            row.heldout_loss = Some(v);
+        }
+        let s = &mut diagnostics.barrier_path[stage];
+        s.newton_steps += outcome.steps;
+        s.cg_iterations += outcome.cg_iterations;
+        s.converged = outcome.converged;
+        s.sm_objective = sm.sm_objective(precision.values());
+        s.validation_nll = nll;
+    }
     diagnostics.chosen_t = Some(chosen_t);
     diagnostics.sm_objective = sm.sm_objective(precision.values());
     Ok(Fit { precision, trace: state.trace, diagnostics })
