@@ -168,6 +168,16 @@ fn mle_is_positive_definite_and_meets_its_optimality_condition() {
             .fold(0.0f64, f64::max);
         // The condition, 1e-6 relative; the dense inverse here adds ~1e-12 of rounding.
         assert!(gap < 1e-6 * s_max, "{neighbourhood} neighbours: max |Σ − S| = {gap:e}, max |S| = {s_max:e}");
+        // The stopping rule's scale-free form, which also pins the border pixels (variance ~1e-6
+        // of the brightest): |Σᵢⱼ − Sᵢⱼ| < 1e-6 √(SᵢᵢSⱼⱼ) on every entry.
+        for (&(i, j), s_ij) in pairs.iter().zip(&s_on_pattern) {
+            let scale = (s(i, i) * s(j, j)).sqrt();
+            let gap = (sigma[i * d + j] - s_ij).abs();
+            assert!(
+                gap < 1e-6 * scale,
+                "{neighbourhood} neighbours: ({i}, {j}): |Σ − S| = {gap:e}, √(SᵢᵢSⱼⱼ) = {scale:e}"
+            );
+        }
         insta::assert_snapshot!(format!("mle_{neighbourhood}_neighbours"), render(&p));
     }
 }

@@ -286,7 +286,8 @@ pub struct EstimateParams {
     /// ΛS − I copied to the lower (a different fixed point) [default: symmetrised].
     #[arg(long, value_enum)]
     pub gradient: Option<GradientKind>,
-    /// mle: stop when max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ| over the pattern [default: 1e-6].
+    /// mle: stop when |(Λ⁻¹ − S)ᵢⱼ| < TOL · √(SᵢᵢSⱼⱼ) on every entry of the pattern, which
+    /// implies max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ| [default: 1e-6].
     /// nce, cnce: stop when a step changes θ by less than TOL · ‖θ‖ [default: 0, run all
     /// --steps].
     #[arg(long, value_name = "TOL")]

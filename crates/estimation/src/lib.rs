@@ -33,6 +33,7 @@ mod cnce;
 mod contrastive;
 mod error;
 mod fit;
+mod lbfgs;
 mod log_det;
 mod mle;
 mod nce;
@@ -48,6 +49,7 @@ pub use cnce::{CnceDiagnostics, CnceOptions, cnce_gradient, cnce_objective, fit_
 pub use contrastive::{ContrastiveOptions, RunSummary, Standardisation, sigmoid, softplus};
 pub use error::EstimationError;
 pub use fit::{Fit, Progress, TraceRow};
+pub use lbfgs::LbfgsOptions;
 pub use log_det::log_det_gradient;
 pub use mle::{MleDiagnostics, MleOptions, fit_mle, mle};
 pub use nce::{NceDiagnostics, NceGradient, NceOptions, Normaliser, fit_nce, nce_gradient, nce_objective};

@@ -100,7 +100,10 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
             meta = meta
                 .with("tolerance", options.tolerance)
                 .with("converged", d.converged)
-                .with("relative_optimality_gap", d.relative_optimality_gap);
+                .with("relative_optimality_gap", d.relative_optimality_gap)
+                .with("scaled_optimality_gap", d.scaled_optimality_gap)
+                .with("lbfgs_iterations", d.lbfgs_iterations)
+                .with("newton_steps", d.newton_steps);
             (fit.precision, fit.trace)
         }
         Method::Nce | Method::Cnce => {
