@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use gmrf_model::Precision;
 
 use crate::EstimationError;
-use crate::newton::{BarrierObjective, NewtonState, dot, max_entry_gradient};
+use crate::log_det::dot;
+use crate::newton::{BarrierObjective, NewtonState, max_entry_gradient};
 
 /// Settings of an L-BFGS run.
 #[derive(Clone, Copy, Debug, PartialEq)]
