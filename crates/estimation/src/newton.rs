@@ -253,11 +253,10 @@ impl BarrierObjective<'_> {
         Some(self.quadratic_value(lam.values()) - t * chol.log_det())
     }
 
-    /// ‖∇F‖ at Λ for weight t; `None` if Λ is not positive definite.
-    pub(crate) fn gradient_norm(&self, lam: &Precision, t: f64) -> Option<f64> {
+    /// ∇F at Λ for weight t; `None` if Λ is not positive definite.
+    pub(crate) fn gradient_at(&self, lam: &Precision, t: f64) -> Option<Vec<f64>> {
         let sel = lam.try_factor().ok()?.inverse_band().on_pattern(self.pattern);
-        let g = self.gradient(&self.quadratic_gradient(lam.values()), &sel, t);
-        Some(dot(&g, &g).sqrt())
+        Some(self.gradient(&self.quadratic_gradient(lam.values()), &sel, t))
     }
 
     /// Minimises F from the positive definite `start`, with the stopping rule of `options`
