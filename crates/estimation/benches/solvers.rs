@@ -220,6 +220,10 @@ fn main() {
         let t0 = Instant::now();
         let done = dense_newton(&pattern, None, &linear, start, &[1.0], fit.diagnostics.newton_steps, cap());
         line(&format!("mle solve, {label}"), ours, t0.elapsed().as_secs_f64(), !done, 1.0);
+        println!(
+            "   (mle: {} L-BFGS iterations, {} Newton steps; the dense baseline runs the Newton steps only)",
+            fit.diagnostics.lbfgs_iterations, fit.diagnostics.newton_steps
+        );
 
         // (3) Whole SM barrier path with t chosen on a 90/10 split of the training rows.
         let path = |xt: ArrayView2<'_, f32>, xv: ArrayView2<'_, f32>| {
@@ -245,10 +249,14 @@ fn main() {
             cap(),
         );
         line(&format!("sm barrier path, {label}"), ours, t0.elapsed().as_secs_f64(), !done, 3.0);
+        let path = &fit.diagnostics.barrier_path;
         println!(
-            "   (sm: {} stages, chosen t = {:?}; dense baseline runs the same stages)",
+            "   (sm: {} stages, chosen t = {:?}, {} L-BFGS iterations, {} Newton steps; dense baseline \
+             runs the same stages, Newton only)",
             ts.len(),
-            fit.diagnostics.chosen_t
+            fit.diagnostics.chosen_t,
+            path.iter().map(|s| s.lbfgs_iterations).sum::<usize>(),
+            path.iter().map(|s| s.newton_steps).sum::<usize>(),
         );
     }
 }
