@@ -71,7 +71,7 @@ pub struct SmOptions {
     ///
     /// An L-BFGS iteration costs a sparse factor and the band of Σ (~2 ms), a Newton step a dense
     /// factor of the Hessian (~0.25 s at 8 neighbours). On all of MNIST (4 / 8 neighbours) the
-    /// path then takes 585 / 792 L-BFGS iterations and 5 / 7 Newton steps (polishing included;
+    /// path then takes 605 / 755 L-BFGS iterations and 5 / 7 Newton steps (polishing included;
     /// 10 / 11 dense factors with the decrement checks) instead of 18 / 22 Newton steps, for the
     /// same t and Λ. Until 3e-3 (at most 500) took 1,512 / 1,318 iterations to save 4 / 2 more
     /// Newton steps, and was slower in the same runs.

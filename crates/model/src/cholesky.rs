@@ -181,38 +181,33 @@ impl Cholesky {
     /// The band of Σ = Λ⁻¹ (all Σᵢⱼ with |i − j| ≤ b) by the Takahashi recursions, O(d·b²).
     ///
     /// From ΣL = L⁻ᵀ (upper triangular with diagonal 1/Lⱼⱼ), for i ≥ j:
-    /// Σᵢⱼ = (δᵢⱼ/Lⱼⱼ − Σ_{k=j+1}^{j+b} Lₖⱼ Σᵢₖ) / Lⱼⱼ, computed for j = d−1, …, 0; every Σᵢₖ it
-    /// reads has i, k > j and |i − k| < b, so it is already known (Takahashi, Fagan & Chen 1973;
-    /// Rue & Held 2005, §2.4). For i > j the sums are y = Σ_B l, B = j+1 … j+b and l = L_{B,j}:
-    /// a symmetric matrix-vector product, taken column by column of Σ_B's lower triangle (one
-    /// contiguous run of the band storage each) as a dot product and an axpy that vectorise.
-    /// The order of every sum is fixed, so the result does not depend on the machine's threads.
+    /// Σᵢⱼ = (δᵢⱼ/Lⱼⱼ − Σ_{k=j+1}^{j+b} Lₖⱼ Σᵢₖ) / Lⱼⱼ, computed for j = d−1, …, 0 and i > j
+    /// before i = j; every Σᵢₖ it reads has i, k > j and |i − k| < b, so it is already known
+    /// (Takahashi, Fagan & Chen 1973; Rue & Held 2005, §2.4).
     pub fn inverse_band(&self) -> InverseBand {
         let (d, b) = (self.dim, self.band);
         let s = b + 1;
         let mut sig = vec![0.0; d * s];
-        let mut y = vec![0.0; b];
+        let at = |sig: &[f64], i: usize, k: usize| {
+            let (lo, hi) = if i <= k { (i, k) } else { (k, i) };
+            sig[lo * s + (hi - lo)]
+        };
         for j in (0..d).rev() {
             let col = &self.l[j * s..j * s + s];
             let ljj = col[0];
-            let m = self.below(j).len();
-            let l = &col[1..=m];
-            let (head, tail) = sig.split_at_mut((j + 1) * s);
-            let y = &mut y[..m];
-            y.fill(0.0);
-            for p in 0..m {
-                // Column k = j + 1 + p of Σ from its diagonal down to row j + m.
-                let column = &tail[p * s..p * s + (m - p)];
-                y[p] += column[0] * l[p] + dot4(&column[1..], &l[p + 1..]);
-                for (y, c) in y[p + 1..].iter_mut().zip(&column[1..]) {
-                    *y += c * l[p];
+            let below = self.below(j);
+            for i in below.clone().rev() {
+                let mut acc = 0.0;
+                for k in below.clone() {
+                    acc += col[k - j] * at(&sig, i, k);
                 }
+                sig[j * s + (i - j)] = -acc / ljj;
             }
-            let out = &mut head[j * s..j * s + s];
-            for (o, y) in out[1..=m].iter_mut().zip(y.iter()) {
-                *o = -y / ljj;
+            let mut acc = 0.0;
+            for k in below {
+                acc += col[k - j] * sig[j * s + (k - j)];
             }
-            out[0] = (1.0 / ljj - dot4(l, &out[1..=m])) / ljj;
+            sig[j * s] = (1.0 / ljj - acc) / ljj;
         }
         InverseBand { dim: d, band: b, sig }
     }
@@ -280,19 +275,6 @@ impl Cholesky {
         }
         out
     }
-}
-
-/// Σ aₖbₖ with four interleaved partial sums: a fixed order that the compiler can vectorise.
-fn dot4(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// The entries of Σ = Λ⁻¹ within the band |i − j| ≤ b, from [`Cholesky::inverse_band`].
