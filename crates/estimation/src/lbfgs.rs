@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use gmrf_model::Precision;
 
 use crate::EstimationError;
-use crate::newton::{BarrierObjective, NewtonState, dot, max_entry_gradient};
+use crate::newton::{BarrierObjective, LineStep, NewtonState, dot, max_entry_gradient};
 
 /// Settings of an L-BFGS run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,8 +60,7 @@ impl BarrierObjective<'_> {
     /// Runs L-BFGS on F for weight t from the positive definite `start` until the scaled gradient
     /// max |∇F|ₑ/mₑ is at most `options.until_gap · scale`, or the iteration cap. Every accepted
     /// iterate is a trace row (loss after the step, gradient norm before it, step length α);
-    /// the line search halves α until Λ factorises and the Armijo condition holds, with the
-    /// change of q by its exact expansion, as in [`BarrierObjective::minimise`].
+    /// the line search is [`BarrierObjective::backtrack`], as in Newton.
     pub(crate) fn lbfgs(
         &self,
         start: Precision,
@@ -91,24 +90,11 @@ impl BarrierObjective<'_> {
                 dir = g.iter().zip(&inverse_diagonal).map(|(g, h)| -g * h).collect();
                 gd = dot(&g, &dir);
             }
-            let qd = dot(&gq, &dir);
-            let dhd = self.quadratic.map_or(0.0, |h| dot(&dir, &h.mul_vec(&dir)));
-            let mut alpha = 1.0;
-            let mut accepted = None;
-            for _ in 0..60 {
-                let trial =
-                    lam.with_values(lam.values().iter().zip(&dir).map(|(x, d)| x + alpha * d).collect())?;
-                if let Ok(c) = trial.try_factor() {
-                    let ld = c.log_det();
-                    let change = alpha * qd + 0.5 * alpha * alpha * dhd - t * (ld - log_det);
-                    if change <= 1e-4 * alpha * gd {
-                        accepted = Some((trial, c, ld, change));
-                        break;
-                    }
-                }
-                alpha *= 0.5;
-            }
-            let Some((trial, c, ld, change)) = accepted else { break };
+            let Some(LineStep { alpha, precision: trial, factor: c, log_det: ld, change }) =
+                self.backtrack(&lam, log_det, &gq, gd, &dir, t)?
+            else {
+                break;
+            };
             let gq_new = self.quadratic_gradient(trial.values());
             let g_new = self.gradient(&gq_new, &c.inverse_band().on_pattern(self.pattern), t);
             let s: Vec<f64> = dir.iter().map(|d| alpha * d).collect();
