@@ -13,15 +13,17 @@ use gmrf_model::Precision;
 use crate::EstimationError;
 use crate::newton::{BarrierObjective, LineStep, NewtonState, dot, max_entry_gradient};
 
-/// Settings of an L-BFGS run.
+/// Settings of an L-BFGS run. The callers hold the defaults: [`crate::MleOptions`] (memory 30,
+/// until 3e-2, at most 1,000 iterations) and [`crate::SmOptions`] (30, 1e-2, 300 per stage).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LbfgsOptions {
-    /// Correction pairs kept. Default 30.
+    /// Correction pairs kept.
     pub memory: usize,
-    /// Stop once max over the pattern |∇F|ₑ / mₑ is at most this, relative to the caller's scale
-    /// (for the likelihood, max |Sᵢⱼ| on the pattern, as its optimality gap).
+    /// Stop once max over the pattern |∇F|ₑ / mₑ is at most this times a scale: for the
+    /// likelihood max |Sᵢⱼ| on the pattern (so this is its optimality gap), for a barrier stage
+    /// the same maximum at the stage's start.
     pub until_gap: f64,
-    /// Iteration cap. Default 1,000.
+    /// Iteration cap.
     pub max_iterations: usize,
 }
 
@@ -58,7 +60,8 @@ fn two_loop(g: &[f64], pairs: &VecDeque<Correction>, inverse_diagonal: &[f64]) -
 
 impl BarrierObjective<'_> {
     /// Runs L-BFGS on F for weight t from the positive definite `start` until the scaled gradient
-    /// max |∇F|ₑ/mₑ is at most `options.until_gap · scale`, or the iteration cap. Every accepted
+    /// max |∇F|ₑ/mₑ is at most `options.until_gap · scale` (`scale` by default that maximum at
+    /// `start`), or the iteration cap. Returns the last iterate and the iterations taken. Every accepted
     /// iterate is a trace row (loss after the step, gradient norm before it, step length α);
     /// the line search is [`BarrierObjective::backtrack`], as in Newton.
     pub(crate) fn lbfgs(
@@ -66,7 +69,7 @@ impl BarrierObjective<'_> {
         start: Precision,
         t: f64,
         options: &LbfgsOptions,
-        scale: f64,
+        scale: Option<f64>,
         state: &mut NewtonState<'_>,
     ) -> Result<(Precision, usize), EstimationError> {
         let mut lam = start;
@@ -77,11 +80,10 @@ impl BarrierObjective<'_> {
         let mut gq = self.quadratic_gradient(lam.values());
         let mut g = self.gradient(&gq, &band.on_pattern(self.pattern), t);
         let mut f_value = self.quadratic_value(lam.values()) - t * log_det;
+        let threshold = options.until_gap * scale.unwrap_or_else(|| max_entry_gradient(self.pattern, &g));
         let mut pairs: VecDeque<Correction> = VecDeque::with_capacity(options.memory + 1);
         let mut iterations = 0;
-        while iterations < options.max_iterations
-            && max_entry_gradient(self.pattern, &g) > options.until_gap * scale
-        {
+        while iterations < options.max_iterations && max_entry_gradient(self.pattern, &g) > threshold {
             let mut dir: Vec<f64> = two_loop(&g, &pairs, &inverse_diagonal).iter().map(|r| -r).collect();
             let mut gd = dot(&g, &dir);
             if gd >= 0.0 {

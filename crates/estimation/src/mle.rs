@@ -96,7 +96,7 @@ pub fn mle(
     let mut lam = diagonal_start(pattern, &diagonal)?;
     let mut lbfgs_iterations = 0;
     if let Some(warm) = &options.warm_start {
-        (lam, lbfgs_iterations) = objective.lbfgs(lam, 1.0, warm, s_max, &mut state)?;
+        (lam, lbfgs_iterations) = objective.lbfgs(lam, 1.0, warm, Some(s_max), &mut state)?;
     }
     let scale: Vec<f64> =
         pattern.entries().iter().map(|e| (diagonal[e.i as usize] * diagonal[e.j as usize]).sqrt()).collect();

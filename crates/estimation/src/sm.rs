@@ -17,7 +17,7 @@ use ndarray::ArrayView2;
 use crate::cg::{Preconditioner, conjugate_gradient};
 use crate::fit::{Fit, Progress, TraceRow};
 use crate::lbfgs::LbfgsOptions;
-use crate::newton::{BarrierObjective, NewtonOptions, NewtonState, max_entry_gradient};
+use crate::newton::{BarrierObjective, NewtonOptions, NewtonState};
 use crate::score_matching::ScoreMatching;
 use crate::stats::{Reach, SecondMoments};
 use crate::{EstimationError, diagonal_start, heldout_nll};
@@ -62,8 +62,9 @@ pub struct SmOptions {
     /// ([`NewtonOptions::centring_tol`]). Only the returned stage is then centred to
     /// `polish_decrement_tol`, from where its stage stopped. Default 1e-2: on all of MNIST, with
     /// Newton alone in the stages (`stage_warm_start: None`), they then take 17 / 21 Newton steps
-    /// instead of 25 / 29 (4 / 8 neighbours), plus one step of polishing, and return the same t and Λ to 2e-11 relative. The validation nll of
-    /// each stage moves by < 3e-4 (the first stage's, at t = 1e4, by 3e-3).
+    /// instead of 25 / 29 (4 / 8 neighbours), plus one step of polishing, and return the same t
+    /// and Λ to 2e-11 relative. The validation nll of each stage moves by < 3e-4 (the first
+    /// stage's, at t = 1e4, by 3e-3).
     pub stage_centring_tol: f64,
     /// L-BFGS at the start of every stage, until max |∇F|ₑ/mₑ has fallen to `until_gap` times its
     /// value at the stage's start; Newton then finishes the stage. `None`: Newton alone.
@@ -328,9 +329,7 @@ pub fn sm_exact(
         state.invalidate_preconditioner();
         let mut lbfgs_iterations = 0;
         if let Some(warm) = &options.stage_warm_start {
-            let g = objective_fn.gradient_at(&lam, t).expect("every stage starts positive definite");
-            (lam, lbfgs_iterations) =
-                objective_fn.lbfgs(lam, t, warm, max_entry_gradient(pattern, &g), &mut state)?;
+            (lam, lbfgs_iterations) = objective_fn.lbfgs(lam, t, warm, None, &mut state)?;
         }
         let outcome = objective_fn.minimise(lam, t, &stage_newton, None, &mut state)?;
         lam = outcome.precision;
@@ -372,21 +371,21 @@ pub fn sm_exact(
         Some((_, t_best, lam_best, stage)) => (lam_best, t_best, stage),
         None => (lam, t, diagnostics.barrier_path.len() - 1),
     };
-    // Polish: centre the returned stage to the polishing rule. Its steps come last in the trace, and
-    // the last row then carries the polished point's validation nll.
+    // Polish: centre the returned stage to the polishing rule. Its steps come last in the trace,
+    // and the last row then carries the polished point's validation nll.
     state.invalidate_preconditioner();
     let polish = NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton };
     let outcome = objective_fn.minimise(precision, chosen_t, &polish, None, &mut state)?;
     let precision = outcome.precision;
+    let s = &mut diagnostics.barrier_path[stage];
+    s.newton_steps += outcome.steps;
+    s.cg_iterations += outcome.cg_iterations;
+    s.converged = outcome.converged;
     if outcome.steps > 0 {
         let nll = heldout(&precision)?;
         if let (Some(row), Some(v)) = (state.trace.last_mut(), nll) {
             row.heldout_loss = Some(v);
         }
-        let s = &mut diagnostics.barrier_path[stage];
-        s.newton_steps += outcome.steps;
-        s.cg_iterations += outcome.cg_iterations;
-        s.converged = outcome.converged;
         s.sm_objective = sm.sm_objective(precision.values());
         s.validation_nll = nll;
     }

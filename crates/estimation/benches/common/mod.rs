@@ -5,7 +5,8 @@ use ndarray::Array2;
 
 /// The training digits of `dir`'s raw IDX files, through the ingest and centring stages with
 /// their defaults (dequantised (pixel + u)/256, centred on the training mean): the table that
-/// `gmrf ingest` and `gmrf centre` write with their default seed. Exits with the stage's message if a file is missing or malformed.
+/// `gmrf ingest` and `gmrf centre` write with their default seed. Exits with the stage's message
+/// if a file is missing or malformed.
 pub fn load_centred_training_images(dir: &std::path::Path) -> Array2<f32> {
     let fail = |e: &dyn std::fmt::Display| -> ! {
         eprintln!("{e}");
