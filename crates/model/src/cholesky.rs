@@ -184,32 +184,42 @@ impl Cholesky {
     /// Σᵢⱼ = (δᵢⱼ/Lⱼⱼ − Σ_{k=j+1}^{j+b} Lₖⱼ Σᵢₖ) / Lⱼⱼ, computed for j = d−1, …, 0 and i > j
     /// before i = j; every Σᵢₖ it reads has i, k > j and |i − k| < b, so it is already known
     /// (Takahashi, Fagan & Chen 1973; Rue & Held 2005, §2.4).
+    ///
+    /// The sums for all i of a column j advance together, k in the outer loop: each still adds
+    /// its terms in ascending k (the same rounding as one sum at a time), but the inner loop is
+    /// then a contiguous axpy over a row of the symmetric band, which vectorises. The L-BFGS
+    /// iterations of `sm` and `mle` compute this band once each.
     pub fn inverse_band(&self) -> InverseBand {
         let (d, b) = (self.dim, self.band);
         let s = b + 1;
-        let mut sig = vec![0.0; d * s];
-        let at = |sig: &[f64], i: usize, k: usize| {
-            let (lo, hi) = if i <= k { (i, k) } else { (k, i) };
-            sig[lo * s + (hi - lo)]
-        };
+        let w = 2 * b + 1;
+        let mut rows = vec![0.0; d * w];
+        let mut sums = vec![0.0; b];
         for j in (0..d).rev() {
             let col = &self.l[j * s..j * s + s];
             let ljj = col[0];
-            let below = self.below(j);
-            for i in below.clone().rev() {
-                let mut acc = 0.0;
-                for k in below.clone() {
-                    acc += col[k - j] * at(&sig, i, k);
+            let m = self.below(j).len();
+            let sums = &mut sums[..m];
+            sums.fill(0.0);
+            for (k, &lkj) in (j + 1..).zip(&col[1..=m]) {
+                // Σᵢₖ for i = j+1 ..= j+m: row k of the band from column j+1.
+                let from = k * w + (j + 1 + b - k);
+                for (acc, sik) in sums.iter_mut().zip(&rows[from..from + m]) {
+                    *acc += lkj * sik;
                 }
-                sig[j * s + (i - j)] = -acc / ljj;
+            }
+            for (i, acc) in (j + 1..).zip(sums.iter()) {
+                let v = -acc / ljj;
+                rows[j * w + b + (i - j)] = v;
+                rows[i * w + b - (i - j)] = v;
             }
             let mut acc = 0.0;
-            for k in below {
-                acc += col[k - j] * sig[j * s + (k - j)];
+            for (&lkj, skj) in col[1..=m].iter().zip(&rows[j * w + b + 1..]) {
+                acc += lkj * skj;
             }
-            sig[j * s] = (1.0 / ljj - acc) / ljj;
+            rows[j * w + b] = (1.0 / ljj - acc) / ljj;
         }
-        InverseBand { dim: d, band: b, sig }
+        InverseBand { dim: d, band: b, rows }
     }
 
     /// The dense inverse Σ = Λ⁻¹ (d × d) by band solves LLᵀX = I, O(d²·b).
@@ -282,15 +292,16 @@ impl Cholesky {
 pub struct InverseBand {
     dim: usize,
     band: usize,
-    sig: Vec<f64>,
+    /// `rows[i·(2b+1) + b + (j − i)] = Σᵢⱼ` for |i − j| ≤ b (both triangles).
+    rows: Vec<f64>,
 }
 
 impl InverseBand {
     /// Σᵢⱼ; panics when |i − j| > b.
     pub fn get(&self, i: usize, j: usize) -> f64 {
-        let (lo, hi) = if i <= j { (i, j) } else { (j, i) };
-        assert!(hi < self.dim && hi - lo <= self.band, "({i}, {j}) is outside the band");
-        self.sig[lo * (self.band + 1) + (hi - lo)]
+        let b = self.band;
+        assert!(i < self.dim && j < self.dim && i.abs_diff(j) <= b, "({i}, {j}) is outside the band");
+        self.rows[i * (2 * b + 1) + b + j - i]
     }
 
     /// Σ on the entries of `pattern`, in canonical order (the selected inverse).

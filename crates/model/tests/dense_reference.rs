@@ -100,6 +100,7 @@ fn selected_and_dense_inverse_match_dense_elimination() {
         for i in 0..p.dim() {
             for j in i..(i + b + 1).min(p.dim()) {
                 assert!((band.get(i, j) - inv[(i, j)]).abs() < 1e-12);
+                assert_eq!(band.get(j, i), band.get(i, j), "both triangles of the band");
             }
         }
         let dense = p.try_factor().unwrap().inverse_dense();
