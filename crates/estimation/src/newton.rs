@@ -11,7 +11,7 @@ use std::time::Instant;
 use gmrf_model::{Pattern, Precision};
 
 use crate::EstimationError;
-use crate::cg::{CgOutcome, FactorStorage, Preconditioner, conjugate_gradient};
+use crate::cg::{FactorStorage, Preconditioner, conjugate_gradient};
 use crate::fit::{Progress, TraceRow};
 use crate::log_det::{log_det_gradient, neg_log_det_hessian_diagonal, neg_log_det_hessian_vector_product};
 use crate::score_matching::{Adjacency, SparseSymmetric};
@@ -20,26 +20,36 @@ use crate::score_matching::{Adjacency, SparseSymmetric};
 /// factor solves in 1–3 iterations while it is accurate; on MNIST it stops being so at t ≈ 1e-3.
 const SINGLE_PRECISION_CG_LIMIT: usize = 25;
 
+/// Default CG iterations within which a Hessian factor from an earlier Newton step is kept.
+/// At n = 3,754 (8 neighbours on 28 × 28, 2 cores) a rebuild costs ~0.2–0.27 s and a CG iteration ~10 ms
+/// (the f32 triangular solves ~6 ms, the Hessian product ~4 ms), so the break-even is ~20; at
+/// n = 2,296 the factor is ~4× cheaper and the iteration ~1.5×. Near the optimum a factor from
+/// the previous step converges in 5–12 iterations on MNIST: F/t is self-concordant, so after a
+/// step of local length λ the Hessian moves by at most a factor (1 − λ)^{∓2} (Nesterov 2004,
+/// Thm 4.1.6).
+pub const REUSE_WITHIN: usize = 15;
+
 /// Preconditioner of the Newton systems.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NewtonPreconditioner {
     /// Diagonal of the Hessian: cheap, but CG iterations grow as the barrier weight falls.
     Jacobi,
     /// Dense Cholesky factor of the explicit Hessian in the free entries, Jacobi-scaled to unit
-    /// diagonal and factorised in f32 (in f64 once f32 stops converging CG within 25 iterations,
-    /// which happens at t ≈ 1e-3 on MNIST). Built as n² doubles (42 MB for 4 neighbours, 113 MB
-    /// for 8 on 28 × 28) plus the factor, by a blocked Cholesky whose block columns run in
-    /// parallel (bit-identical on any thread count). Rebuilt at each barrier stage and when CG
-    /// needed more than `refresh_after` iterations; with 0 (the default) at every Newton step,
-    /// which makes this exact Newton: CG only polishes the f32 rounding (1–3 iterations).
+    /// diagonal and factorised in f32 (in f64 once a fresh f32 factor stops converging CG within
+    /// 25 iterations, which happens at t ≈ 1e-3 on MNIST). Built as n² doubles (42 MB for 4
+    /// neighbours, 113 MB for 8 on 28 × 28) plus the factor, by a blocked Cholesky whose block
+    /// columns run in parallel (bit-identical on any thread count). A fresh factor is the exact
+    /// Hessian up to f32 rounding, so CG only polishes that rounding (1–3 iterations).
     ///
     /// Tried and dropped (MNIST, 4 neighbours, iterations per Newton step): a sparse Cholesky
     /// of the Hessian kept between entries sharing a pixel (250 for MLE, 400–1300 for the
     /// barrier at t ≤ 1: the dense part P(Σ⊗Σ) couples distant entries), and the inverse
     /// Kronecker M⁻¹ = P(Λ·R·Λ) (exact for a full pattern; ~120 for MLE).
     HessianCholesky {
-        /// CG iteration count above which the factor is rebuilt at the current point.
-        refresh_after: usize,
+        /// Keep the factor for the next Newton steps of the same minimisation while CG with it
+        /// converges within this many iterations; when it does not, rebuild it at the current
+        /// point and solve again. 0: rebuild at every step.
+        reuse_within: usize,
     },
 }
 
@@ -61,10 +71,8 @@ pub struct NewtonOptions {
     pub cg_rel_tol: f64,
     /// Maximum CG iterations per Newton step. Default 2000.
     pub max_cg_iterations: usize,
-    /// Preconditioner. Default: Hessian Cholesky rebuilt at every Newton step
-    /// (`refresh_after: 0`). A fresh factor is the exact Hessian up to f32 rounding, so CG
-    /// converges in 1–3 iterations; a factor lagged by one step needs 12–60 on MNIST, which
-    /// costs more (12 ms each) than the rebuild (~0.1 s at n = 2296).
+    /// Preconditioner. Default: Hessian Cholesky, reused within 15 CG iterations (see
+    /// [`REUSE_WITHIN`]).
     pub preconditioner: NewtonPreconditioner,
 }
 
@@ -84,7 +92,7 @@ impl Default for NewtonOptions {
             centring_tol: 0.0,
             cg_rel_tol: 1e-8,
             max_cg_iterations: 2000,
-            preconditioner: NewtonPreconditioner::HessianCholesky { refresh_after: 0 },
+            preconditioner: NewtonPreconditioner::HessianCholesky { reuse_within: REUSE_WITHIN },
         }
     }
 }
@@ -113,7 +121,6 @@ pub(crate) struct NewtonState<'p> {
     pub(crate) start: Instant,
     pub(crate) progress: Progress<'p>,
     preconditioner: Option<Preconditioner>,
-    last_cg: usize,
     /// Whether the Hessian factor is built in f64 (sticky once f32 failed within this fit).
     double_precision: bool,
     /// Buffers of the Hessian factor, reused from step to step.
@@ -128,7 +135,6 @@ impl<'p> NewtonState<'p> {
             start,
             progress,
             preconditioner: None,
-            last_cg: 0,
             double_precision: false,
             storage: FactorStorage::default(),
         }
@@ -305,44 +311,51 @@ impl BarrierObjective<'_> {
             }
             let sigma = chol.inverse_dense();
             let hvp = |v: &[f64]| self.hessian_vector_product(&sigma, t, v);
-            // Build or refresh the preconditioner.
-            let refresh = match options.preconditioner {
-                NewtonPreconditioner::Jacobi => true,
-                NewtonPreconditioner::HessianCholesky { refresh_after } => {
-                    state.preconditioner.is_none() || state.last_cg > refresh_after
-                }
-            };
-            if refresh {
-                state.invalidate_preconditioner();
-                let single = !state.double_precision;
-                let precond =
-                    self.preconditioner(options.preconditioner, &band, &sigma, t, single, &mut state.storage);
-                state.double_precision |= !precond.is_single_precision();
-                state.preconditioner = Some(precond);
-            }
             let neg_g: Vec<f64> = g.iter().map(|x| -x).collect();
-            let precond = state.preconditioner.as_ref().expect("just built");
-            let single = precond.is_single_precision();
-            let cg_limit = if single {
-                SINGLE_PRECISION_CG_LIMIT.min(options.max_cg_iterations)
-            } else {
-                options.max_cg_iterations
+            let reuse_within = match options.preconditioner {
+                NewtonPreconditioner::Jacobi => None,
+                NewtonPreconditioner::HessianCholesky { reuse_within } => Some(reuse_within),
             };
-            let mut cg = conjugate_gradient(&hvp, &neg_g, precond, options.cg_rel_tol, cg_limit);
-            if single && !cg.converged {
-                // f32 no longer carries the Hessian's conditioning (small barrier weights):
-                // switch to f64 for the rest of the fit and solve again.
-                state.double_precision = true;
+            if reuse_within.is_none_or(|r| r == 0) {
                 state.invalidate_preconditioner();
-                let precond =
-                    self.preconditioner(options.preconditioner, &band, &sigma, t, false, &mut state.storage);
-                let again =
-                    conjugate_gradient(&hvp, &neg_g, &precond, options.cg_rel_tol, options.max_cg_iterations);
-                state.preconditioner = Some(precond);
-                cg = CgOutcome { iterations: cg.iterations + again.iterations, ..again };
             }
-            state.last_cg = cg.iterations;
-            cg_total += cg.iterations;
+            let mut fresh = false;
+            let mut iterations = 0;
+            let cg = loop {
+                if state.preconditioner.is_none() {
+                    let single = !state.double_precision;
+                    let precond = self.preconditioner(
+                        options.preconditioner,
+                        &band,
+                        &sigma,
+                        t,
+                        single,
+                        &mut state.storage,
+                    );
+                    state.double_precision |= !precond.is_single_precision();
+                    state.preconditioner = Some(precond);
+                    fresh = true;
+                }
+                let precond = state.preconditioner.as_ref().expect("just built");
+                let single = precond.is_single_precision();
+                let limit = match (fresh, single) {
+                    (false, _) => reuse_within.unwrap_or(0),
+                    (true, true) => SINGLE_PRECISION_CG_LIMIT,
+                    (true, false) => options.max_cg_iterations,
+                }
+                .min(options.max_cg_iterations);
+                let cg = conjugate_gradient(&hvp, &neg_g, precond, options.cg_rel_tol, limit);
+                iterations += cg.iterations;
+                if cg.converged || (fresh && !single) {
+                    break cg;
+                }
+                // A factor from an earlier point no longer pays for itself: rebuild it here. A
+                // fresh f32 factor that fails means f32 no longer carries the Hessian's
+                // conditioning (small barrier weights): f64 for the rest of the fit.
+                state.double_precision |= fresh;
+                state.invalidate_preconditioner();
+            };
+            cg_total += iterations;
             let dir = cg.x;
             let gd = dot(&g, &dir);
             if gd >= 0.0 {
