@@ -14,7 +14,7 @@ use crate::EstimationError;
 use crate::newton::{BarrierObjective, LineStep, NewtonState, dot, max_entry_gradient};
 
 /// Settings of an L-BFGS run. The callers hold the defaults: [`crate::MleOptions`] (memory 30,
-/// until 3e-2, at most 1,000 iterations) and [`crate::SmOptions`] (30, 1e-2, 300 per stage).
+/// until 3e-2, at most 1,000 iterations) and [`crate::SmOptions`] (30, 3e-2, 300 per stage).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LbfgsOptions {
     /// Correction pairs kept.

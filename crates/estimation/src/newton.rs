@@ -159,7 +159,26 @@ impl<'p> NewtonState<'p> {
     /// Forces a rebuild of the preconditioner at the next step (new barrier weight), keeping its
     /// matrix for the next one.
     pub(crate) fn invalidate_preconditioner(&mut self) {
-        if let Some(p) = self.preconditioner.take() {
+        let p = self.preconditioner.take();
+        self.recycle(p);
+    }
+
+    /// Takes the preconditioner out, to be put back by [`NewtonState::restore_preconditioner`]
+    /// or handed to [`NewtonState::recycle`].
+    pub(crate) fn take_preconditioner(&mut self) -> Option<Preconditioner> {
+        self.preconditioner.take()
+    }
+
+    /// Makes `p` the preconditioner of the next step (for the same barrier weight as when it was
+    /// taken out: a factor for another weight rarely converges within the reuse limit).
+    pub(crate) fn restore_preconditioner(&mut self, p: Option<Preconditioner>) {
+        self.invalidate_preconditioner();
+        self.preconditioner = p;
+    }
+
+    /// Keeps the matrix of `p` for the next factor.
+    pub(crate) fn recycle(&mut self, p: Option<Preconditioner>) {
+        if let Some(p) = p {
             p.recycle(&mut self.storage);
         }
     }

@@ -68,14 +68,16 @@ pub struct SmOptions {
     pub stage_centring_tol: f64,
     /// L-BFGS at the start of every stage, until max |∇F|ₑ/mₑ has fallen to `until_gap` times its
     /// value at the stage's start; Newton then finishes the stage. `None`: Newton alone.
-    /// Default memory 30, until 1e-2, at most 300 iterations.
+    /// Default memory 30, until 3e-2, at most 300 iterations.
     ///
-    /// An L-BFGS iteration costs a sparse factor and the band of Σ (~2 ms), a Newton step a dense
-    /// factor of the Hessian (~0.25 s at 8 neighbours). On all of MNIST (4 / 8 neighbours) the
-    /// path then takes 605 / 755 L-BFGS iterations and 5 / 7 Newton steps (polishing included;
-    /// 10 / 11 dense factors with the decrement checks) instead of 18 / 22 Newton steps, for the
-    /// same t and Λ. Until 3e-3 (at most 500) took 1,512 / 1,318 iterations to save 4 / 2 more
-    /// Newton steps, and was slower in the same runs.
+    /// An L-BFGS iteration costs a sparse factor and the band of Σ (~1.5 ms), a Newton step with a
+    /// fresh Hessian factor ~0.25 s at 8 neighbours, one that reuses the last factor ~5 CG
+    /// iterations of ~10 ms ([`crate::NewtonPreconditioner::HessianCholesky`]). On the solver bench's
+    /// split of MNIST (4 / 8 neighbours) the path then takes 415 / 477 L-BFGS iterations and
+    /// 6 / 8 Newton steps (8 / 7 of them with a fresh factor), for the same t and Λ to 5e-13.
+    /// Until 1e-2 took 603 / 781 iterations for 5 / 7 Newton steps and was slower at 8
+    /// neighbours (3.8 against 3.1 s, best of five); until 1e-1, 307 / 237 for 8 / 11 (4.1 s).
+    /// Newton alone took 18 / 22 steps, each with a fresh factor.
     pub stage_warm_start: Option<LbfgsOptions>,
     /// The decrement rule (relative to |F|, as `newton.decrement_tol`) to which the returned stage
     /// is polished. Default 1e-17, tighter than `newton.decrement_tol`: F is accurate to ~1e-16
@@ -98,7 +100,7 @@ impl Default for SmOptions {
             t_factor: 10.0,
             weight: BarrierWeight::ByValidation { t_min: 1e-3, patience: 2 },
             stage_centring_tol: 1e-2,
-            stage_warm_start: Some(LbfgsOptions { memory: 30, until_gap: 1e-2, max_iterations: 300 }),
+            stage_warm_start: Some(LbfgsOptions { memory: 30, until_gap: 3e-2, max_iterations: 300 }),
             polish_decrement_tol: 1e-17,
             newton: NewtonOptions::default(),
         }
@@ -325,8 +327,18 @@ pub fn sm_exact(
     let mut best: Option<(f64, f64, Precision, usize)> = None; // (nll, t, Λ, stage)
     let mut rising = 0;
     let stage_newton = NewtonOptions { centring_tol: options.stage_centring_tol, ..options.newton };
+    // The Hessian factor that the returned stage's last Newton step used, kept for its polish:
+    // it is one step from where the stage stopped, so the polish need not build one (a factor
+    // costs ~0.25 s at 8 neighbours, CG with the kept one ~5 iterations of ~10 ms).
+    let mut chosen_factor = None;
+    let mut stage_is_chosen = false;
     loop {
-        state.invalidate_preconditioner();
+        let factor = state.take_preconditioner();
+        if stage_is_chosen {
+            state.recycle(std::mem::replace(&mut chosen_factor, factor));
+        } else {
+            state.recycle(factor);
+        }
         let mut lbfgs_iterations = 0;
         if let Some(warm) = &options.stage_warm_start {
             (lam, lbfgs_iterations) = objective_fn.lbfgs(lam, t, warm, None, &mut state)?;
@@ -346,10 +358,15 @@ pub fn sm_exact(
             sm_objective: sm.sm_objective(lam.values()),
             validation_nll: nll,
         });
+        // Without validation the last stage is returned.
+        stage_is_chosen = true;
         if let BarrierWeight::ByValidation { patience, .. } = options.weight {
             let v = nll.expect("validation data checked above");
             match &best {
-                Some((b, _, _, _)) if v >= *b => rising += 1,
+                Some((b, _, _, _)) if v >= *b => {
+                    rising += 1;
+                    stage_is_chosen = false;
+                }
                 _ => {
                     best = Some((v, t, lam.clone(), diagnostics.barrier_path.len() - 1));
                     rising = 0;
@@ -373,7 +390,13 @@ pub fn sm_exact(
     };
     // Polish: centre the returned stage to the polishing rule. Its steps come last in the trace,
     // and the last row then carries the polished point's validation nll.
-    state.invalidate_preconditioner();
+    let factor = state.take_preconditioner();
+    if stage_is_chosen {
+        chosen_factor = factor;
+    } else {
+        state.recycle(factor);
+    }
+    state.restore_preconditioner(chosen_factor);
     let polish = NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton };
     let outcome = objective_fn.minimise(precision, chosen_t, &polish, None, &mut state)?;
     let precision = outcome.precision;
