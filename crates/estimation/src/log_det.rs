@@ -16,9 +16,15 @@ pub fn log_det_gradient(pattern: &Pattern, selected_inverse: &[f64]) -> Vec<f64>
 }
 
 /// (−∇² log|Λ|) v = m ∘ P(ΣVΣ), V the symmetric matrix of v on the pattern. O(d²·k) for k
-/// neighbours per pixel: U = ΣV row by row (Uⱼₗ = Σ_{q ~ l} Σⱼ_q V_ql, a gather along row j of
-/// Σ), then (ΣVΣ)ᵢⱼ = Σₐ Σᵢₐ Uⱼₐ, a dot product of two contiguous rows per entry. Rows and entries
-/// are independent, so the parallel split changes no bit.
+/// neighbours per pixel: U = ΣV row by row, then (ΣVΣ)ᵢⱼ = Σₐ Σᵢₐ Uⱼₐ, a dot product of two
+/// contiguous rows per entry. Rows and entries are independent, so the parallel split changes no
+/// bit.
+///
+/// Uⱼₐ = Σ_{q ~ a} Σⱼ_q V_qa, with q = a + δ for the pattern's offsets δ. Summed one offset at a
+/// time over all a, row j of U is k contiguous multiply-adds of a diagonal of V with a shifted
+/// row of Σ (vectorised) rather than a gather per (j, a). Each Uⱼₐ still adds its terms in
+/// ascending q, as a sum over the neighbours of a would; offsets that are not neighbours of a
+/// (at the grid's edges) add 0.
 pub(crate) fn neg_log_det_hessian_vector_product(
     pattern: &Pattern,
     adjacency: &Adjacency,
@@ -27,19 +33,19 @@ pub(crate) fn neg_log_det_hessian_vector_product(
 ) -> Vec<f64> {
     let d = pattern.dim();
     let sig = sigma.as_slice().expect("standard layout");
-    // Column l of V as (q, V_ql) pairs, laid out once so the gathers below touch only Σ.
-    let mut ptr = Vec::with_capacity(d + 1);
-    let mut cols: Vec<(usize, f64)> = Vec::new();
-    ptr.push(0);
-    for l in 0..d {
-        cols.extend(adjacency.of(l).iter().map(|&(q, pos)| (q, v[pos])));
-        ptr.push(cols.len());
-    }
+    let (offsets, diagonals) = diagonals_of(adjacency, d, v);
     let mut u = vec![0.0; d * d];
     u.par_chunks_mut(d).enumerate().for_each(|(j, row)| {
         let sj = &sig[j * d..(j + 1) * d];
-        for (l, out) in row.iter_mut().enumerate() {
-            *out = cols[ptr[l]..ptr[l + 1]].iter().map(|&(q, x)| x * sj[q]).sum();
+        // −0.0: where f64's `sum` starts.
+        row.fill(-0.0);
+        for (&delta, diagonal) in offsets.iter().zip(diagonals.chunks_exact(d)) {
+            // a with 0 ≤ a + δ < d.
+            let (lo, hi) = (delta.min(0).unsigned_abs(), d - delta.max(0) as usize);
+            let shifted = &sj[lo.wrapping_add_signed(delta)..hi.wrapping_add_signed(delta)];
+            for ((u, x), s) in row[lo..hi].iter_mut().zip(&diagonal[lo..hi]).zip(shifted) {
+                *u += x * s;
+            }
         }
     });
     pattern
@@ -50,6 +56,24 @@ pub(crate) fn neg_log_det_hessian_vector_product(
             e.multiplicity() * dot(&sig[i * d..(i + 1) * d], &u[j * d..(j + 1) * d])
         })
         .collect()
+}
+
+/// The offsets δ = q − a of the pattern, ascending, and for each the diagonal V_{a+δ, a}
+/// (a = 0..d, zero where a + δ is not a neighbour of a), of V the symmetric matrix of v.
+fn diagonals_of(adjacency: &Adjacency, d: usize, v: &[f64]) -> (Vec<isize>, Vec<f64>) {
+    let offset = |a: usize, q: usize| q as isize - a as isize;
+    let mut offsets: Vec<isize> =
+        (0..d).flat_map(|a| adjacency.of(a).iter().map(move |&(q, _)| offset(a, q))).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let mut diagonals = vec![0.0; offsets.len() * d];
+    for a in 0..d {
+        for &(q, pos) in adjacency.of(a) {
+            let k = offsets.binary_search(&offset(a, q)).expect("collected above");
+            diagonals[k * d + a] = v[pos];
+        }
+    }
+    (offsets, diagonals)
 }
 
 /// Σ aₖbₖ with four interleaved partial sums (a fixed order, which lets the compiler vectorise).
