@@ -191,6 +191,8 @@ fn sm_is_positive_definite_and_reports_its_barrier() {
         // Either the unconstrained optimum was PD (and returned), or a barrier weight was chosen.
         let unconstrained_pd = meta.param("unconstrained_pd") == Some("true");
         assert_eq!(meta.param("barrier_t").unwrap().starts_with("none"), unconstrained_pd, "{meta:?}");
+        // How t was chosen is recorded with it.
+        assert_eq!((meta.param("t_min"), meta.param("patience")), (Some("0.001"), Some("1")), "{meta:?}");
         insta::assert_snapshot!(format!("sm_{neighbourhood}_neighbours"), render(&p));
     }
 }

@@ -274,6 +274,10 @@ pub struct EstimateParams {
     /// sm: smallest barrier weight tried when choosing t by validation [default: 1e-3].
     #[arg(long, value_name = "T")]
     pub t_min: Option<f64>,
+    /// sm: stop following the barrier path once the validation nll has risen for this many
+    /// consecutive stages (t falls tenfold per stage) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// sm-gd: learning rate [default: 1e-3]. nce, cnce: initial learning rate in standardised
     /// coordinates [default: 0.1].
     #[arg(long, value_name = "ETA")]

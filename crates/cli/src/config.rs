@@ -56,6 +56,7 @@ impl Overlay for crate::args::EstimateParams {
             validation_fraction: self.validation_fraction.or(under.validation_fraction),
             barrier_t: self.barrier_t.or(under.barrier_t),
             t_min: self.t_min.or(under.t_min),
+            patience: self.patience.or(under.patience),
             learning_rate: self.learning_rate.or(under.learning_rate),
             steps: self.steps.or(under.steps),
             gradient: self.gradient.or(under.gradient),

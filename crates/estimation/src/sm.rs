@@ -30,11 +30,21 @@ pub enum BarrierWeight {
     ByValidation {
         /// Smallest t tried. Default 1e-3.
         t_min: f64,
-        /// Stages of rising validation nll tolerated before stopping. Default 2.
+        /// Stages of rising validation nll tolerated before stopping. Default 1: over decades of
+        /// t the validation nll has been unimodal wherever we looked (MNIST and BSDS500 patches,
+        /// 4 and 8 neighbours, the CLI's and the solver bench's splits), so its first rise
+        /// brackets the minimum; a second stage below it (patience 2) cost ~15% of the path.
         patience: usize,
     },
     /// Follow the path down to exactly this t and return that stage.
     Fixed(f64),
+}
+
+impl BarrierWeight {
+    /// The default `t_min` of [`BarrierWeight::ByValidation`].
+    pub const DEFAULT_T_MIN: f64 = 1e-3;
+    /// The default `patience` of [`BarrierWeight::ByValidation`].
+    pub const DEFAULT_PATIENCE: usize = 1;
 }
 
 /// Options of [`fit_sm`].
@@ -56,7 +66,7 @@ pub struct SmOptions {
     pub t_start_from_gap: bool,
     /// Divisor of t between stages. Default 10.
     pub t_factor: f64,
-    /// Choice of the final t. Default by validation down to 1e-3 with patience 2.
+    /// Choice of the final t. Default by validation down to 1e-3 with patience 1.
     pub weight: BarrierWeight,
     /// How near its centre each stage stops: λ² ≤ this, the squared Newton decrement of F/t
     /// ([`NewtonOptions::centring_tol`]). Only the returned stage is then centred to
@@ -98,7 +108,10 @@ impl Default for SmOptions {
             t_start: 1e6,
             t_start_from_gap: true,
             t_factor: 10.0,
-            weight: BarrierWeight::ByValidation { t_min: 1e-3, patience: 2 },
+            weight: BarrierWeight::ByValidation {
+                t_min: BarrierWeight::DEFAULT_T_MIN,
+                patience: BarrierWeight::DEFAULT_PATIENCE,
+            },
             stage_centring_tol: 1e-2,
             stage_warm_start: Some(LbfgsOptions { memory: 30, until_gap: 3e-2, max_iterations: 300 }),
             polish_decrement_tol: 1e-17,

@@ -390,6 +390,18 @@ fn sm_barrier_returns_a_positive_definite_fit_chosen_by_validation_when_the_opti
         .unwrap();
     assert_eq!(d.chosen_t, Some(best.t));
     assert!(fit.trace.iter().any(|r| r.heldout_loss.is_some()));
+    // Patience 1 (the default): the path ends at the first stage whose validation nll is above
+    // the best, here before t_min. Patience 2 runs one stage more and chooses the same t.
+    let k = d.barrier_path.iter().position(|s| s.t == best.t).unwrap();
+    assert_eq!(d.barrier_path.len(), k + 2, "path {:?}", d.barrier_path);
+    assert!(d.barrier_path[k + 1].validation_nll > best.validation_nll);
+    let patient = SmOptions {
+        weight: BarrierWeight::ByValidation { t_min: BarrierWeight::DEFAULT_T_MIN, patience: 2 },
+        ..SmOptions::default()
+    };
+    let p2 = fit_sm(train.view(), Some(val.view()), &pattern, &patient, None).unwrap();
+    assert_eq!(p2.diagnostics.barrier_path.len(), k + 3);
+    assert_eq!(p2.diagnostics.chosen_t, d.chosen_t);
     // Bit-identical on one thread.
     let one = run(1);
     assert_eq!(one.precision, fit.precision);

@@ -46,8 +46,14 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         Method::Sm => {
             let weight = match p.barrier_t {
                 Some(t) => BarrierWeight::Fixed(t),
-                None => BarrierWeight::ByValidation { t_min: p.t_min.unwrap_or(1e-3), patience: 2 },
+                None => BarrierWeight::ByValidation {
+                    t_min: p.t_min.unwrap_or(BarrierWeight::DEFAULT_T_MIN),
+                    patience: p.patience.unwrap_or(BarrierWeight::DEFAULT_PATIENCE),
+                },
             };
+            if let BarrierWeight::ByValidation { t_min, patience } = weight {
+                meta = meta.with("t_min", t_min).with("patience", patience);
+            }
             let options = SmOptions { weight, ..SmOptions::default() };
             let fraction = p.validation_fraction.unwrap_or(0.1);
             let (fit_rows, validation_rows) = match weight {
