@@ -451,9 +451,9 @@ fn dense_half_decrement(
 
 #[test]
 fn loosely_centred_stages_return_the_fully_centred_stage() {
-    // By default every stage starts with L-BFGS, Newton stops it at λ² ≤ 1e-2, and only the
-    // returned stage is centred to the full rule. Against Newton alone centring every stage
-    // fully: the same t, fewer Newton steps, and a returned Λ that meets the full rule (checked
+    // By default every stage starts with L-BFGS, Newton (with CG to 1e-4) stops it at λ² ≤ 1e-2,
+    // and only the returned stage is centred to the full rule. Against Newton alone centring
+    // every stage fully, with CG to 1e-8: the same t, fewer Newton steps, and a returned Λ that meets the full rule (checked
     // with dense matrices) and so agrees with the other to the rule's accuracy.
     let pattern = Pattern::new(6, 6, Neighbourhood::Four).unwrap();
     let (train, val) = (factor_data(2000, 2), factor_data(1000, 3));
@@ -462,7 +462,12 @@ fn loosely_centred_stages_return_the_fully_centred_stage() {
         &SecondMoments::compute(train.view(), &pattern, Reach::TwoHops).unwrap(),
     )
     .unwrap();
-    let exact_options = SmOptions { stage_centring_tol: 0.0, stage_warm_start: None, ..SmOptions::default() };
+    let exact_options = SmOptions {
+        stage_centring_tol: 0.0,
+        stage_cg_rel_tol: SmOptions::default().newton.cg_rel_tol,
+        stage_warm_start: None,
+        ..SmOptions::default()
+    };
     let steps =
         |d: &gmrf_estimation::SmDiagnostics| d.barrier_path.iter().map(|s| s.newton_steps).sum::<usize>();
     for weight in [SmOptions::default().weight, BarrierWeight::Fixed(0.5)] {
