@@ -1,103 +1,88 @@
-//! Cholesky factor Λ = LLᵀ of a precision on a pattern, by faer's sparse LLᵀ in natural order.
+//! Cholesky factor Λ = LLᵀ of a precision on a pattern, in natural order.
 //!
 //! Row-major pixel order makes Λ banded with half bandwidth b (w or w + 1 for 4 or 8
 //! neighbours), and without a fill-reducing permutation the fill of L stays inside that band.
-//! So the factorisation costs O(d·b²), and L is copied into dense band storage where the
-//! triangular solves, the log-determinant and the Takahashi recursions read it without searching.
+//! So the factorisation costs O(d·b²), and L lives in dense band storage where the triangular
+//! solves, the log-determinant and the Takahashi recursions read it without searching.
 
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::solvers::LltError;
-use faer::sparse::linalg::SupernodalThreshold;
-use faer::sparse::linalg::cholesky::{
-    CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw, SymmetricOrdering,
-    factorize_symbolic_cholesky,
-};
-use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
-use faer::{Par, Side};
 use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::{ModelError, Pattern};
 
-/// The symbolic analysis of a pattern, shared by every numeric factorisation on it.
+/// Where each entry of a pattern goes in the band: shared by every numeric factorisation on it.
+/// (The pattern's half bandwidth b is the largest j − i of its entries, so each fits.)
 pub(crate) struct Symbolic {
-    /// Upper triangle of Λ in compressed sparse columns (column j holds rows i ≤ j, sorted).
-    upper: SymbolicSparseColMat<usize>,
-    /// `entry_of_csc[k]`: the canonical position of the k-th compressed value.
-    entry_of_csc: Vec<usize>,
-    faer: SymbolicCholesky<usize>,
+    dim: usize,
     band: usize,
+    /// `slot[k]`: for the k-th entry (i, j), i ≤ j, in canonical order, the position
+    /// j·(b+1) + (j − i) of Λᵢⱼ in column j of the upper band.
+    slot: Vec<usize>,
 }
 
 impl Symbolic {
-    pub(crate) fn new(pattern: &Pattern) -> Result<Self, ModelError> {
-        let d = pattern.dim();
-        let mut order: Vec<(usize, usize, usize)> =
-            pattern.entries().iter().enumerate().map(|(k, e)| (e.j as usize, e.i as usize, k)).collect();
-        order.sort_unstable();
-        let mut col_ptr = vec![0usize; d + 1];
-        for &(j, _, _) in &order {
-            col_ptr[j + 1] += 1;
-        }
-        for j in 0..d {
-            col_ptr[j + 1] += col_ptr[j];
-        }
-        let row_idx = order.iter().map(|&(_, i, _)| i).collect();
-        let entry_of_csc = order.iter().map(|&(_, _, k)| k).collect();
-        let upper = SymbolicSparseColMat::new_checked(d, d, col_ptr, None, row_idx);
-        // Natural order keeps the band; simplicial storage lets us read L column by column.
-        let params = CholeskySymbolicParams {
-            supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
-            ..Default::default()
-        };
-        let faer =
-            factorize_symbolic_cholesky(upper.as_ref(), Side::Upper, SymmetricOrdering::Identity, params)
-                .map_err(|e| ModelError::Faer(format!("{e:?}")))?;
-        if !matches!(faer.raw(), SymbolicCholeskyRaw::Simplicial(_)) {
-            return Err(ModelError::Faer("expected a simplicial symbolic factorisation".into()));
-        }
-        Ok(Symbolic { upper, entry_of_csc, faer, band: pattern.bandwidth() })
+    pub(crate) fn new(pattern: &Pattern) -> Self {
+        let b = pattern.bandwidth();
+        let slot = pattern
+            .entries()
+            .iter()
+            .map(|e| {
+                let (i, j) = (e.i as usize, e.j as usize);
+                assert!(i <= j && j - i <= b, "entry ({i}, {j}) outside the band {b}");
+                j * (b + 1) + (j - i)
+            })
+            .collect();
+        Symbolic { dim: pattern.dim(), band: b, slot }
     }
 
     /// Numeric factorisation of the matrix with `values` on the pattern (canonical order).
+    ///
+    /// Up-looking, row by row (Davis 2006, §4.8): row k of L solves L₀ₖ₋₁ lₖ = a_{·k} by
+    /// forward substitution over j = k − b, …, k − 1, and Lₖₖ = √(aₖₖ − lₖᵀlₖ). This is faer's
+    /// simplicial LLᵀ (which this replaced) operation for operation, so the factor is
+    /// bit-identical to it, but in band storage the update of the remaining right-hand side by
+    /// column j of L is a contiguous multiply-subtract that vectorises, where faer's sparse
+    /// version scatters through row indices. Band entries outside L's structure hold zeros and
+    /// change no nonzero value.
     pub(crate) fn factor(&self, values: &[f64]) -> Result<Cholesky, ModelError> {
-        let d = self.upper.ncols();
         if let Some(k) = values.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFinite { position: k });
         }
-        let csc_values: Vec<f64> = self.entry_of_csc.iter().map(|&k| values[k]).collect();
-        let a = SparseColMatRef::new(self.upper.as_ref(), &csc_values);
-        let mut l_values = vec![0.0; self.faer.len_val()];
-        let mut mem =
-            MemBuffer::new(self.faer.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()));
-        let result = self.faer.factorize_numeric_llt(
-            &mut l_values,
-            a,
-            Side::Upper,
-            Default::default(),
-            Par::Seq,
-            MemStack::new(&mut mem),
-            Default::default(),
-        );
-        match result {
-            Ok(_) => {}
-            // faer counts pivots from 1 here; report the 0-based pixel.
-            Err(LltError::NonPositivePivot { index }) => {
-                return Err(ModelError::NotPositiveDefinite { pivot: index.saturating_sub(1) });
-            }
+        let (d, b) = (self.dim, self.band);
+        let s = b + 1;
+        // Column k of the upper band: a[k·(b+1) + (k − i)] = Λᵢₖ (0 + v, as faer accumulates it).
+        let mut a = vec![0.0; d * s];
+        for (&slot, &v) in self.slot.iter().zip(values) {
+            a[slot] = 0.0 + v;
         }
-        let SymbolicCholeskyRaw::Simplicial(s) = self.faer.raw() else { unreachable!("checked in new") };
-        let b = self.band;
-        let mut l = vec![0.0; d * (b + 1)];
-        for j in 0..d {
-            let range = s.col_ptr()[j]..s.col_ptr()[j + 1];
-            for (&i, &v) in s.row_idx()[range.clone()].iter().zip(&l_values[range]) {
-                // Fill outside the band is impossible in natural order; guard anyway.
-                if i < j || i - j > b {
-                    return Err(ModelError::Faer(format!("factor entry ({i}, {j}) outside the band")));
-                }
-                l[j * (b + 1) + (i - j)] = v;
+        let mut l = vec![0.0f64; d * s];
+        // 1/Lⱼⱼ, which faer recomputes for every row that reads it: the same value.
+        let mut inverse_pivot = vec![0.0f64; d];
+        let mut x = vec![0.0f64; b];
+        for k in 0..d {
+            let lo = k.saturating_sub(b);
+            let m = k - lo;
+            let column = &a[k * s..k * s + s];
+            // x[i − lo] = Λᵢₖ for i = lo..k: the right-hand side of row k.
+            let x = &mut x[..m];
+            for (r, xi) in x.iter_mut().enumerate() {
+                *xi = column[m - r];
             }
+            let mut pivot = column[0];
+            for (r, j) in (lo..k).enumerate() {
+                let col = &mut l[j * s..j * s + (k - j) + 1];
+                let lkj = x[r] * inverse_pivot[j];
+                for (xi, lij) in x[r + 1..].iter_mut().zip(&col[1..k - j]) {
+                    *xi -= lij * lkj;
+                }
+                pivot -= lkj * lkj;
+                col[k - j] = lkj;
+            }
+            if pivot.is_nan() || pivot <= 0.0 {
+                return Err(ModelError::NotPositiveDefinite { pivot: k });
+            }
+            l[k * s] = pivot.sqrt();
+            inverse_pivot[k] = l[k * s].recip();
         }
         Ok(Cholesky { dim: d, band: b, l })
     }

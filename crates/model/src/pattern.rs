@@ -118,7 +118,7 @@ struct PatternInner {
     row_ptr: Vec<usize>,
     /// Largest j − i: the half bandwidth of Λ, and of its Cholesky factor.
     bandwidth: usize,
-    symbolic: OnceLock<Result<Symbolic, ModelError>>,
+    symbolic: OnceLock<Symbolic>,
 }
 
 impl fmt::Debug for Pattern {
@@ -241,9 +241,9 @@ impl Pattern {
         self.inner.entries[range.clone()].iter().position(|e| e.j as usize == j).map(|k| range.start + k)
     }
 
-    /// The symbolic Cholesky analysis of this pattern, computed once and shared by clones.
-    pub(crate) fn symbolic(&self) -> Result<&Symbolic, ModelError> {
-        self.inner.symbolic.get_or_init(|| Symbolic::new(self)).as_ref().map_err(Clone::clone)
+    /// Where the entries go in the band of a Cholesky factor, computed once and shared by clones.
+    pub(crate) fn symbolic(&self) -> &Symbolic {
+        self.inner.symbolic.get_or_init(|| Symbolic::new(self))
     }
 }
 

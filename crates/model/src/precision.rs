@@ -159,7 +159,7 @@ impl Precision {
     /// The Cholesky factor Λ = LLᵀ, or [`ModelError::NotPositiveDefinite`] when Λ is not
     /// (numerically) positive definite. Reuses the pattern's symbolic analysis; O(d·b²).
     pub fn try_factor(&self) -> Result<Cholesky, ModelError> {
-        self.pattern.symbolic()?.factor(&self.values)
+        self.pattern.symbolic().factor(&self.values)
     }
 
     /// True when Λ has a Cholesky factor.

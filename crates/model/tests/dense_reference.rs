@@ -208,3 +208,91 @@ fn samplers_are_reproducible_from_the_seed() {
     assert_eq!(draw(1), draw(1));
     assert_ne!(draw(1), draw(2));
 }
+
+/// L of Λ = LLᵀ by faer's simplicial LLᵀ in natural order (the factor the band kernel replaced),
+/// as (row, column, value) triples.
+fn faer_simplicial_factor(p: &Precision) -> Vec<(usize, usize, f64)> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::sparse::linalg::SupernodalThreshold;
+    use faer::sparse::linalg::cholesky::{
+        CholeskySymbolicParams, SymbolicCholeskyRaw, SymmetricOrdering, factorize_symbolic_cholesky,
+    };
+    use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
+    let d = p.dim();
+    // Upper triangle in compressed columns, rows sorted.
+    let mut order: Vec<(usize, usize, f64)> =
+        p.pattern().entries().iter().zip(p.values()).map(|(e, &v)| (e.j as usize, e.i as usize, v)).collect();
+    order.sort_by_key(|a| (a.0, a.1));
+    let mut col_ptr = vec![0usize; d + 1];
+    for &(j, _, _) in &order {
+        col_ptr[j + 1] += 1;
+    }
+    for j in 0..d {
+        col_ptr[j + 1] += col_ptr[j];
+    }
+    let rows = order.iter().map(|&(_, i, _)| i).collect();
+    let values: Vec<f64> = order.iter().map(|&(_, _, v)| v).collect();
+    let upper = SymbolicSparseColMat::new_checked(d, d, col_ptr, None, rows);
+    let params = CholeskySymbolicParams {
+        supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
+        ..Default::default()
+    };
+    let symbolic =
+        factorize_symbolic_cholesky(upper.as_ref(), faer::Side::Upper, SymmetricOrdering::Identity, params)
+            .unwrap();
+    let mut l = vec![0.0; symbolic.len_val()];
+    let mut mem =
+        MemBuffer::new(symbolic.factorize_numeric_llt_scratch::<f64>(faer::Par::Seq, Default::default()));
+    symbolic
+        .factorize_numeric_llt(
+            &mut l,
+            SparseColMatRef::new(upper.as_ref(), &values),
+            faer::Side::Upper,
+            Default::default(),
+            faer::Par::Seq,
+            MemStack::new(&mut mem),
+            Default::default(),
+        )
+        .unwrap();
+    let SymbolicCholeskyRaw::Simplicial(s) = symbolic.raw() else { panic!("simplicial") };
+    (0..d)
+        .flat_map(|j| {
+            let range = s.col_ptr()[j]..s.col_ptr()[j + 1];
+            s.row_idx()[range.clone()]
+                .iter()
+                .zip(&l[range])
+                .map(move |(&i, &v)| (i, j, v))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn band_factor_is_bit_identical_to_faers_simplicial_llt() {
+    for (h, w, n, seed) in [
+        (6, 7, Neighbourhood::Four, 11),
+        (5, 6, Neighbourhood::Eight, 12),
+        (5, 5, Neighbourhood::Radius(2.0), 13),
+        (28, 28, Neighbourhood::Eight, 14),
+    ] {
+        let p = random_precision(h, w, n, seed);
+        let ours = p.try_factor().unwrap();
+        let reference = faer_simplicial_factor(&p);
+        let b = ours.bandwidth();
+        let mut seen = vec![false; p.dim() * (b + 1)];
+        for (i, j, v) in reference {
+            assert_eq!(ours.l(i, j).to_bits(), v.to_bits(), "{n} {h}x{w}: L[{i}, {j}]");
+            seen[j * (b + 1) + (i - j)] = true;
+        }
+        // Band entries outside faer's structure of L are zeros.
+        for j in 0..p.dim() {
+            for i in j..(j + b + 1).min(p.dim()) {
+                assert!(
+                    seen[j * (b + 1) + (i - j)] || ours.l(i, j) == 0.0,
+                    "{n}: L[{i}, {j}] = {}",
+                    ours.l(i, j)
+                );
+            }
+        }
+    }
+}
