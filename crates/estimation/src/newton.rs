@@ -27,7 +27,7 @@ const SINGLE_PRECISION_CG_LIMIT: usize = 25;
 /// the previous step converges in 5–12 iterations on MNIST: F/t is self-concordant, so after a
 /// step of local length λ the Hessian moves by at most a factor (1 − λ)^{∓2} (Nesterov 2004,
 /// Thm 4.1.6).
-pub const REUSE_WITHIN: usize = 15;
+pub(crate) const REUSE_WITHIN: usize = 15;
 
 /// Preconditioner of the Newton systems.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +71,8 @@ pub struct NewtonOptions {
     pub cg_rel_tol: f64,
     /// Maximum CG iterations per Newton step. Default 2000.
     pub max_cg_iterations: usize,
-    /// Preconditioner. Default: Hessian Cholesky, reused within 15 CG iterations (see
-    /// [`REUSE_WITHIN`]).
+    /// Preconditioner. Default: Hessian Cholesky, reused while CG with it converges within 15
+    /// iterations: a rebuild at n = 3,754 costs ~0.2–0.27 s, a CG iteration ~10 ms.
     pub preconditioner: NewtonPreconditioner,
 }
 

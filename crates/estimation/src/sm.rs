@@ -88,14 +88,15 @@ pub struct SmOptions {
     /// value at the stage's start; Newton then finishes the stage. `None`: Newton alone.
     /// Default memory 30, until 3e-2, at most 300 iterations.
     ///
-    /// An L-BFGS iteration costs a sparse factor and the band of Σ (~1.5 ms), a Newton step with a
-    /// fresh Hessian factor ~0.25 s at 8 neighbours, one that reuses the last factor ~5 CG
-    /// iterations of ~10 ms ([`crate::NewtonPreconditioner::HessianCholesky`]). On the solver bench's
-    /// split of MNIST (4 / 8 neighbours) the path then takes 415 / 477 L-BFGS iterations and
-    /// 6 / 8 Newton steps (8 / 7 of them with a fresh factor), for the same t and Λ to 5e-13.
-    /// Until 1e-2 took 603 / 781 iterations for 5 / 7 Newton steps and was slower at 8
-    /// neighbours (3.8 against 3.1 s, best of five); until 1e-1, 307 / 237 for 8 / 11 (4.1 s).
-    /// Newton alone took 18 / 22 steps, each with a fresh factor.
+    /// An L-BFGS iteration costs a sparse factor and the band of Σ (~1 ms), a Newton step with a
+    /// fresh Hessian factor ~0.25 s at 8 neighbours, one that reuses the last factor a few CG
+    /// iterations of ~9 ms ([`crate::NewtonPreconditioner::HessianCholesky`]). With the other
+    /// defaults, on the solver bench's split of MNIST (4 / 8 neighbours), the path takes 398 / 455
+    /// L-BFGS iterations and 6 / 7 Newton steps. Measured when this default was chosen (patience
+    /// 2, CG to 1e-8 in the stages): until 3e-2, 415 / 477 iterations and 6 / 8 Newton steps, for
+    /// the same t and Λ to 5e-13; until 1e-2, 603 / 781 for 5 / 7, and slower at 8 neighbours
+    /// (3.8 against 3.1 s, best of five); until 1e-1, 307 / 237 for 8 / 11 (4.1 s). Newton alone
+    /// took 18 / 22 steps, each with a fresh factor.
     pub stage_warm_start: Option<LbfgsOptions>,
     /// The decrement rule (relative to |F|, as `newton.decrement_tol`) to which the returned stage
     /// is polished. Default 1e-17, tighter than `newton.decrement_tol`: F is accurate to ~1e-16
