@@ -3,7 +3,7 @@
 //!
 //! A Newton step factorises the dense Hessian in the free entries (~0.2 s at n = 3,754, 8
 //! neighbours on 28 × 28); an L-BFGS iteration needs only ∇F, i.e. one sparse factor of Λ and the
-//! band of Σ (~2 ms). From the diagonal start, Newton spends most of its steps far from the
+//! band of Σ (~1 ms). From the diagonal start, Newton spends most of its steps far from the
 //! optimum, where their quadratic convergence does not help yet.
 
 use std::collections::VecDeque;

@@ -163,10 +163,12 @@ impl<'p> NewtonState<'p> {
         self.recycle(p);
     }
 
-    /// Takes the preconditioner out, to be put back by [`NewtonState::restore_preconditioner`]
-    /// or handed to [`NewtonState::recycle`].
-    pub(crate) fn take_preconditioner(&mut self) -> Option<Preconditioner> {
-        self.preconditioner.take()
+    /// Takes the preconditioner out: into `kept` when `keep` (whatever `kept` held is recycled),
+    /// else recycled. [`NewtonState::restore_preconditioner`] puts a kept one back.
+    pub(crate) fn set_aside_preconditioner(&mut self, keep: bool, kept: &mut Option<Preconditioner>) {
+        let p = self.preconditioner.take();
+        let done = if keep { std::mem::replace(kept, p) } else { p };
+        self.recycle(done);
     }
 
     /// Makes `p` the preconditioner of the next step (for the same barrier weight as when it was
@@ -177,7 +179,7 @@ impl<'p> NewtonState<'p> {
     }
 
     /// Keeps the matrix of `p` for the next factor.
-    pub(crate) fn recycle(&mut self, p: Option<Preconditioner>) {
+    fn recycle(&mut self, p: Option<Preconditioner>) {
         if let Some(p) = p {
             p.recycle(&mut self.storage);
         }

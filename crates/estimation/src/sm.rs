@@ -360,12 +360,7 @@ pub fn sm_exact(
     let mut chosen_factor = None;
     let mut stage_is_chosen = false;
     loop {
-        let factor = state.take_preconditioner();
-        if stage_is_chosen {
-            state.recycle(std::mem::replace(&mut chosen_factor, factor));
-        } else {
-            state.recycle(factor);
-        }
+        state.set_aside_preconditioner(stage_is_chosen, &mut chosen_factor);
         let mut lbfgs_iterations = 0;
         if let Some(warm) = &options.stage_warm_start {
             (lam, lbfgs_iterations) = objective_fn.lbfgs(lam, t, warm, None, &mut state)?;
@@ -417,12 +412,7 @@ pub fn sm_exact(
     };
     // Polish: centre the returned stage to the polishing rule. Its steps come last in the trace,
     // and the last row then carries the polished point's validation nll.
-    let factor = state.take_preconditioner();
-    if stage_is_chosen {
-        chosen_factor = factor;
-    } else {
-        state.recycle(factor);
-    }
+    state.set_aside_preconditioner(stage_is_chosen, &mut chosen_factor);
     state.restore_preconditioner(chosen_factor);
     let polish = NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton };
     let outcome = objective_fn.minimise(precision, chosen_t, &polish, None, &mut state)?;
