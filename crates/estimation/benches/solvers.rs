@@ -18,9 +18,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faer::linalg::solvers::DenseSolveCore;
-use gmrf_estimation::{
-    MleOptions, Reach, ScoreMatching, SecondMoments, SmOptions, dense_second_moments, mle, sm_exact,
-};
+use gmrf_estimation::method::mle::mle;
+use gmrf_estimation::method::sm::sm_exact;
+use gmrf_estimation::moments::{Reach, SecondMoments, dense_second_moments};
+use gmrf_estimation::objective::ScoreMatching;
+use gmrf_estimation::{MleOptions, SmOptions};
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use ndarray::{Array2, ArrayView2, s};
 

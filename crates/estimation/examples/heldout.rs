@@ -5,7 +5,8 @@
 //! (Λ_z = DΛD, D the training pixel standard deviations), with the first table the reference
 //! (e.g. the masked MLE).
 
-use gmrf_estimation::{Reach, SecondMoments, Standardisation, heldout_nll};
+use gmrf_estimation::moments::{Reach, SecondMoments, Standardisation};
+use gmrf_estimation::objective::heldout_nll;
 use gmrf_model::{Pattern, Precision};
 use gmrf_table::{Centred, PrecisionEntries};
 

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use gmrf_estimation::{
-    MleOptions, Reach, SecondMoments, SmOptions, dense_second_moments, fit_mle, fit_sm, heldout_nll,
-};
+use gmrf_estimation::moments::{Reach, SecondMoments, dense_second_moments};
+use gmrf_estimation::objective::heldout_nll;
+use gmrf_estimation::{MleOptions, SmOptions, fit_mle, fit_sm};
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use ndarray::{Array2, Axis, s};
 use rand::{Rng, SeedableRng};
@@ -107,7 +107,7 @@ fn main() {
             st.newton_steps,
             st.cg_iterations,
             st.converged,
-            st.sm_objective,
+            st.objective,
             st.validation_nll.unwrap_or(f64::NAN)
         );
     }

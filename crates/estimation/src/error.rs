@@ -14,6 +14,24 @@ pub enum EstimationError {
     /// The requested noise density does not exist for these data.
     #[error("{0}")]
     Noise(String),
+    /// The training table has fewer rows than the method needs.
+    #[error("{method}: the training table has {rows} row(s); {method} needs at least {needed}")]
+    TooFewRows {
+        /// Which estimator.
+        method: &'static str,
+        /// Rows given.
+        rows: usize,
+        /// Rows needed.
+        needed: usize,
+    },
+    /// The estimator's objective has no minimiser on the positive definite cone for these data.
+    #[error("{method}: no estimate exists for these data: {reason}")]
+    NoEstimate {
+        /// Which estimator.
+        method: &'static str,
+        /// Why, with the evidence.
+        reason: String,
+    },
     /// An optimiser could not make progress.
     #[error("{method}: {reason}")]
     NoProgress {

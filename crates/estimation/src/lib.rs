@@ -1,16 +1,24 @@
-//! Estimators of a GMRF precision Λ from centred images: score matching and masked maximum likelihood.
+//! Estimators of a GMRF precision Λ from centred images: score matching (exact, and the original's
+//! gradient descent), masked maximum likelihood, noise-contrastive and conditional
+//! noise-contrastive estimation.
 //!
 //! # Brief overview
 //!
-//! [`SecondMoments`] holds the entries of S = (1/N) Σ xxᵀ an estimator needs, computed in one
-//! parallel pass that is bit-identical on any thread count. [`ScoreMatching`] turns them into the
-//! quadratic J(Λ) = ½ tr(ΛSΛ) − tr Λ in the free entries of Λ (objective, gradient and
-//! Hessian-vector product). Three estimators return a [`Fit`] (the [`Precision`], a trace of
-//! [`TraceRow`]s, and diagnostics): [`fit_sm_gd`], the original's fixed-step gradient descent;
-//! [`fit_sm`], exact score matching that returns the unconstrained optimum when it is positive
-//! definite and otherwise follows a log-barrier path (Newton-CG), choosing the barrier weight by
-//! held-out likelihood; and [`fit_mle`], masked maximum likelihood by Newton-CG. Options structs
-//! carry documented defaults; an optional callback reports (step, loss) for a progress bar.
+//! Each estimator is a `fit_*` function with an options struct (documented defaults) that returns
+//! a [`Fit`]: the fitted [`Precision`], a trace of [`TraceRow`]s and its diagnostics. Inside, the
+//! crate is four layers, each depending only on the ones below it:
+//!
+//! - [`method`]: the estimators ([`fit_sm`], [`fit_sm_gd`], [`fit_mle`], [`fit_nce`],
+//!   [`fit_cnce`]), each a short composition of an objective and a solver. **A new estimator
+//!   goes here**, as one file: see the module's doc.
+//! - [`solve`]: solvers that keep Λ positive definite at every iterate (one positive-definite
+//!   line search, CG with a dense Hessian factor, Newton-CG, L-BFGS, the barrier path with its
+//!   choice of weight on validation data, the minibatch first-order loop). A new solver goes here.
+//! - [`objective`]: value, gradient and Hessian products in the free entries of Λ (score
+//!   matching, log-determinant, the barrier objective, NCE, cNCE, the NCE noise).
+//! - [`moments`]: statistics of the rows (second moments on grid offsets, standardisation) and
+//!   the one ordered reduction every sum uses, so every result is bit-identical on any number of
+//!   threads.
 //!
 //! ```
 //! use gmrf_estimation::{MleOptions, fit_mle};
@@ -28,67 +36,22 @@
 //!
 //! [`Precision`]: gmrf_model::Precision
 
-mod cg;
-mod cnce;
-mod contrastive;
 mod error;
 mod fit;
-mod lbfgs;
-mod log_det;
-mod mle;
-mod nce;
-mod newton;
-mod noise;
-mod optimiser;
-mod score_matching;
-mod sm;
-mod sm_gd;
-mod stats;
+pub mod method;
+pub mod moments;
+pub mod objective;
+pub mod solve;
 
-pub use cnce::{CnceDiagnostics, CnceOptions, cnce_gradient, cnce_objective, fit_cnce};
-pub use contrastive::{ContrastiveOptions, RunSummary, Standardisation, sigmoid, softplus};
 pub use error::EstimationError;
 pub use fit::{Fit, Progress, TraceRow};
-pub use lbfgs::LbfgsOptions;
-pub use log_det::log_det_gradient;
-pub use mle::{MleDiagnostics, MleOptions, fit_mle, mle};
-pub use nce::{NceDiagnostics, NceGradient, NceOptions, Normaliser, fit_nce, nce_gradient, nce_objective};
-pub use newton::{NewtonOptions, NewtonPreconditioner};
-pub use noise::{GaussianNoise, NoiseKind};
-pub use optimiser::{Optimiser, OptimiserKind, Schedule};
-pub use score_matching::ScoreMatching;
-pub use sm::{
-    BarrierStage, BarrierWeight, SmDiagnostics, SmOptions, fit_sm, sm_exact, sm_unconstrained_optimum,
+pub use method::cnce::{CnceDiagnostics, CnceOptions, fit_cnce};
+pub use method::mle::{MleDiagnostics, MleOptions, fit_mle};
+pub use method::nce::{NceDiagnostics, NceOptions, Normaliser, fit_nce};
+pub use method::sm::{BarrierWeight, SmDiagnostics, SmOptions, fit_sm};
+pub use method::sm_gd::{GdGradient, SmGdDiagnostics, SmGdOptions, fit_sm_gd};
+pub use objective::NoiseKind;
+pub use solve::{
+    BarrierStage, ContrastiveOptions, LbfgsOptions, NewtonOptions, NewtonPreconditioner, OptimiserKind,
+    RunSummary, Schedule,
 };
-pub use sm_gd::{GdGradient, SmGdDiagnostics, SmGdOptions, fit_sm_gd, sm_gd};
-pub use stats::{BLOCK_ROWS, Reach, SecondMoments, dense_second_moments};
-
-use gmrf_model::{Pattern, Precision};
-
-/// The starting point of every estimator, Λ₀ = diag(1/Sᵢᵢ): the maximum-likelihood fit of
-/// independent pixels, positive definite whenever every pixel has positive variance.
-pub fn diagonal_start(pattern: &Pattern, s_diagonal: &[f64]) -> Result<Precision, EstimationError> {
-    if let Some(i) = s_diagonal.iter().position(|&s| s.is_nan() || s <= 0.0) {
-        return Err(EstimationError::Shape(format!(
-            "pixel {i} has variance {} in the data: dequantise so every pixel varies",
-            s_diagonal[i]
-        )));
-    }
-    let inv: Vec<f64> = s_diagonal.iter().map(|s| 1.0 / s).collect();
-    Ok(Precision::diagonal(pattern.clone(), &inv)?)
-}
-
-/// Held-out negative log-likelihood in nats per pixel from the held-out second moments on the
-/// pattern: −(1/d)·(½ log|Λ| − (d/2) log 2π − ½ tr(S Λ)), the mean of −log p(x)/d over the rows.
-pub fn heldout_nll(precision: &Precision, moments: &SecondMoments) -> Result<f64, EstimationError> {
-    let d = precision.dim() as f64;
-    let log_det = precision.log_det()?;
-    let tr: f64 = precision
-        .pattern()
-        .entries()
-        .iter()
-        .zip(precision.values())
-        .map(|(e, v)| e.multiplicity() * v * moments.at(e.i as usize, e.j as usize))
-        .sum();
-    Ok(-(0.5 * log_det - 0.5 * d * (2.0 * std::f64::consts::PI).ln() - 0.5 * tr) / d)
-}

@@ -4,9 +4,11 @@
 mod common;
 
 use common::{draws, relative_error, true_precision};
+use gmrf_estimation::objective::cnce::{cnce_gradient, cnce_objective};
+use gmrf_estimation::objective::nce::{nce_gradient, nce_objective};
 use gmrf_estimation::{
-    CnceOptions, ContrastiveOptions, MleOptions, NceOptions, NoiseKind, Normaliser, cnce_gradient,
-    cnce_objective, fit_cnce, fit_mle, fit_nce, nce_gradient, nce_objective,
+    CnceOptions, ContrastiveOptions, MleOptions, NceOptions, NoiseKind, Normaliser, fit_cnce, fit_mle,
+    fit_nce,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use ndarray::Array2;

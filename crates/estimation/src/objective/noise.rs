@@ -13,12 +13,15 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::{BLOCK_ROWS, EstimationError};
+use super::half_d_log_2pi;
+use crate::EstimationError;
+use crate::moments::{
+    BLOCK_ROWS, column_mean_squares, dense_moments, rows_times_transpose, standard_normals,
+};
 
 /// Rows per group of the dense noise's sampling and density: a multiple of [`BLOCK_ROWS`], so the
 /// row blocks (and hence every bit) are those of a single pass, with memory bounded by the group.
 const GROUP_ROWS: usize = 16 * BLOCK_ROWS;
-use crate::contrastive::{dense_moments, rows_times_transpose, standard_normals};
 
 /// Which Gaussian p_n is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -78,29 +81,6 @@ impl GaussianNoise {
         ridge: f64,
     ) -> Result<Self, EstimationError> {
         let d = z.ncols();
-        let diag_moments = || -> Vec<f64> {
-            let n = z.nrows() as f64;
-            let partials: Vec<Vec<f64>> = z
-                .axis_chunks_iter(Axis(0), crate::BLOCK_ROWS)
-                .into_par_iter()
-                .map(|b| {
-                    let mut acc = vec![0.0; d];
-                    for row in b.axis_iter(Axis(0)) {
-                        for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                            *a += f64::from(v) * f64::from(v);
-                        }
-                    }
-                    acc
-                })
-                .collect();
-            let mut t = vec![0.0; d];
-            for p in &partials {
-                for (a, v) in t.iter_mut().zip(p) {
-                    *a += v;
-                }
-            }
-            t.iter().map(|v| v / n).collect()
-        };
         let repr = match kind {
             NoiseKind::Full => {
                 let mut c = dense_moments(z);
@@ -122,7 +102,9 @@ impl GaussianNoise {
                 let log_det_l = (0..d).map(|i| l[(i, i)].ln()).sum();
                 Repr::Dense { l, l_inv, log_det_l }
             }
-            NoiseKind::Diagonal => Repr::Diagonal { std: diag_moments().iter().map(|v| v.sqrt()).collect() },
+            NoiseKind::Diagonal => {
+                Repr::Diagonal { std: column_mean_squares(z).iter().map(|v| v.sqrt()).collect() }
+            }
             NoiseKind::Isotropic => {
                 // v̄ in the original units is the mean of sᵢ²; its std in z is √v̄ / sᵢ.
                 let v_bar = scale.iter().map(|s| s * s).sum::<f64>() / d as f64;
@@ -190,7 +172,7 @@ impl GaussianNoise {
 
     /// log p_n of every row of `y` (in f64).
     pub fn log_density(&self, y: ArrayView2<'_, f32>) -> Result<Vec<f64>, EstimationError> {
-        let half_log_2pi = 0.5 * self.d as f64 * (2.0 * std::f64::consts::PI).ln();
+        let half_log_2pi = half_d_log_2pi(self.d);
         Ok(match &self.repr {
             Repr::Dense { l_inv, log_det_l, .. } => {
                 let mut out = Vec::with_capacity(y.nrows());

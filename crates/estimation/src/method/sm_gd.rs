@@ -11,10 +11,12 @@ use std::time::Instant;
 use gmrf_model::{Pattern, Precision};
 use ndarray::ArrayView2;
 
+use super::{check_rows, diagonal_start};
+use crate::EstimationError;
 use crate::fit::{Fit, Progress, TraceRow};
-use crate::score_matching::ScoreMatching;
-use crate::stats::{Reach, SecondMoments};
-use crate::{EstimationError, diagonal_start};
+use crate::moments::{Reach, SecondMoments, norm};
+use crate::objective::ScoreMatching;
+use crate::solve::halve_until;
 
 /// Which gradient `sm-gd` follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -65,6 +67,7 @@ pub fn fit_sm_gd(
     options: &SmGdOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<SmGdDiagnostics>, EstimationError> {
+    check_rows("sm-gd", x.nrows())?;
     let moments = SecondMoments::compute(x, pattern, Reach::TwoHops)?;
     let sm = ScoreMatching::new(pattern, &moments)?;
     sm_gd(&sm, &moments.diagonal(), options, progress)
@@ -88,30 +91,25 @@ pub fn sm_gd(
             GdGradient::Symmetrised => sm.sm_matrix_gradient(theta),
             GdGradient::OriginalUpperTriangle => sm.original_upper_triangle_gradient(theta),
         };
-        let mut eta = options.learning_rate;
-        let mut next = None;
-        for h in 0..=options.max_halvings {
-            let trial = lam.with_values(theta.iter().zip(&direction).map(|(x, g)| x - eta * g).collect())?;
-            if trial.is_positive_definite() {
-                halvings += u64::from(h);
-                next = Some(trial);
-                break;
-            }
-            eta *= 0.5;
-        }
-        match next {
-            Some(n) => lam = n,
-            None => {
-                halvings += u64::from(options.max_halvings);
-                rejected += 1;
-                eta = 0.0;
-            }
-        }
+        let descent: Vec<f64> = direction.iter().map(|g| -g).collect();
+        let eta =
+            match halve_until(&lam, &descent, options.learning_rate, options.max_halvings, |_, _, _| true)? {
+                Some((eta, h, next, _)) => {
+                    halvings += u64::from(h);
+                    lam = next;
+                    eta
+                }
+                None => {
+                    halvings += u64::from(options.max_halvings);
+                    rejected += 1;
+                    0.0
+                }
+            };
         let loss = sm.sm_objective(lam.values());
         trace.push(TraceRow {
             step,
             loss,
-            grad_norm: grad.iter().map(|g| g * g).sum::<f64>().sqrt(),
+            grad_norm: norm(&grad),
             step_size: eta,
             elapsed_s: start.elapsed().as_secs_f64(),
             heldout_loss: None,

@@ -1,17 +1,19 @@
 //! Limited-memory BFGS on F(θ) = q(θ) − t·log|Λ(θ)| (Nocedal & Wright 2006, Alg. 7.4–7.5), to
 //! bring a Newton minimisation near its optimum cheaply.
 //!
-//! A Newton step factorises the dense Hessian in the free entries (~0.2 s at n = 3,754, 8
-//! neighbours on 28 × 28); an L-BFGS iteration needs only ∇F, i.e. one sparse factor of Λ and the
-//! band of Σ (~1 ms). From the diagonal start, Newton spends most of its steps far from the
-//! optimum, where their quadratic convergence does not help yet.
+//! A Newton step factorises the dense Hessian in the free entries; an L-BFGS iteration needs only
+//! ∇F, i.e. one sparse factor of Λ and the band of Σ. From the diagonal start, Newton spends most
+//! of its steps far from the optimum, where their quadratic convergence does not help yet.
 
 use std::collections::VecDeque;
 
 use gmrf_model::Precision;
 
+use super::line_search::{LineStep, backtrack};
+use super::newton::NewtonState;
 use crate::EstimationError;
-use crate::newton::{BarrierObjective, LineStep, NewtonState, dot, max_entry_gradient};
+use crate::moments::{dot, norm};
+use crate::objective::{BarrierObjective, max_entry_gradient};
 
 /// Settings of an L-BFGS run. The callers hold the defaults: [`crate::MleOptions`] (memory 30,
 /// until 3e-2, at most 1,000 iterations) and [`crate::SmOptions`] (30, 3e-2, 300 per stage).
@@ -58,64 +60,62 @@ fn two_loop(g: &[f64], pairs: &VecDeque<Correction>, inverse_diagonal: &[f64]) -
     r
 }
 
-impl BarrierObjective<'_> {
-    /// Runs L-BFGS on F for weight t from the positive definite `start` until the scaled gradient
-    /// max |∇F|ₑ/mₑ is at most `options.until_gap · scale` (`scale` by default that maximum at
-    /// `start`), or the iteration cap. Returns the last iterate and the iterations taken. Every accepted
-    /// iterate is a trace row (loss after the step, gradient norm before it, step length α);
-    /// the line search is [`BarrierObjective::backtrack`], as in Newton.
-    pub(crate) fn lbfgs(
-        &self,
-        start: Precision,
-        t: f64,
-        options: &LbfgsOptions,
-        scale: Option<f64>,
-        state: &mut NewtonState<'_>,
-    ) -> Result<(Precision, usize), EstimationError> {
-        let mut lam = start;
-        let chol = lam.try_factor()?;
-        let band = chol.inverse_band();
-        let inverse_diagonal: Vec<f64> = self.hessian_diagonal(&band, t).iter().map(|h| 1.0 / h).collect();
-        let mut log_det = chol.log_det();
-        let mut gq = self.quadratic_gradient(lam.values());
-        let mut g = self.gradient(&gq, &band.on_pattern(self.pattern), t);
-        let mut f_value = self.quadratic_value(lam.values()) - t * log_det;
-        let threshold = options.until_gap * scale.unwrap_or_else(|| max_entry_gradient(self.pattern, &g));
-        let mut pairs: VecDeque<Correction> = VecDeque::with_capacity(options.memory + 1);
-        let mut iterations = 0;
-        while iterations < options.max_iterations && max_entry_gradient(self.pattern, &g) > threshold {
-            let mut dir: Vec<f64> = two_loop(&g, &pairs, &inverse_diagonal).iter().map(|r| -r).collect();
-            let mut gd = dot(&g, &dir);
-            if gd >= 0.0 {
-                // Rounding spoilt the metric: restart from the scaled gradient.
-                pairs.clear();
-                dir = g.iter().zip(&inverse_diagonal).map(|(g, h)| -g * h).collect();
-                gd = dot(&g, &dir);
-            }
-            let Some(LineStep { alpha, precision: trial, factor: c, log_det: ld, change }) =
-                self.backtrack(&lam, log_det, &gq, gd, &dir, t)?
-            else {
-                break;
-            };
-            let gq_new = self.quadratic_gradient(trial.values());
-            let g_new = self.gradient(&gq_new, &c.inverse_band().on_pattern(self.pattern), t);
-            let s: Vec<f64> = dir.iter().map(|d| alpha * d).collect();
-            let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
-            let sy = dot(&s, &y);
-            // F is strictly convex, so sᵀy > 0 but for rounding; such a pair would spoil H.
-            if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
-                if pairs.len() == options.memory {
-                    pairs.pop_front();
-                }
-                pairs.push_back(Correction { s, y, rho: 1.0 / sy });
-            }
-            f_value += change;
-            state.record(f_value, dot(&g, &g).sqrt(), alpha);
-            (lam, log_det, gq, g) = (trial, ld, gq_new, g_new);
-            iterations += 1;
+/// Runs L-BFGS on F for weight t from the positive definite `start` until the scaled gradient
+/// max |∇F|ₑ/mₑ is at most `options.until_gap · scale` (`scale` by default that maximum at
+/// `start`), or the iteration cap. Returns the last iterate and the iterations taken. Every accepted
+/// iterate is a trace row (loss after the step, gradient norm before it, step length α);
+/// the line search is [`backtrack`], as in Newton.
+pub(crate) fn lbfgs(
+    objective: &BarrierObjective<'_>,
+    start: Precision,
+    t: f64,
+    options: &LbfgsOptions,
+    scale: Option<f64>,
+    state: &mut NewtonState<'_>,
+) -> Result<(Precision, usize), EstimationError> {
+    let mut lam = start;
+    let chol = lam.try_factor()?;
+    let band = chol.inverse_band();
+    let inverse_diagonal: Vec<f64> = objective.hessian_diagonal(&band, t).iter().map(|h| 1.0 / h).collect();
+    let mut log_det = chol.log_det();
+    let mut gq = objective.quadratic_gradient(lam.values());
+    let mut g = objective.gradient(&gq, &band.on_pattern(objective.pattern), t);
+    let mut f_value = objective.quadratic_value(lam.values()) - t * log_det;
+    let threshold = options.until_gap * scale.unwrap_or_else(|| max_entry_gradient(objective.pattern, &g));
+    let mut pairs: VecDeque<Correction> = VecDeque::with_capacity(options.memory + 1);
+    let mut iterations = 0;
+    while iterations < options.max_iterations && max_entry_gradient(objective.pattern, &g) > threshold {
+        let mut dir: Vec<f64> = two_loop(&g, &pairs, &inverse_diagonal).iter().map(|r| -r).collect();
+        let mut gd = dot(&g, &dir);
+        if gd >= 0.0 {
+            // Rounding spoilt the metric: restart from the scaled gradient.
+            pairs.clear();
+            dir = g.iter().zip(&inverse_diagonal).map(|(g, h)| -g * h).collect();
+            gd = dot(&g, &dir);
         }
-        Ok((lam, iterations))
+        let Some(LineStep { alpha, precision: trial, factor: c, log_det: ld, change }) =
+            backtrack(objective, &lam, log_det, &gq, gd, &dir, t)?
+        else {
+            break;
+        };
+        let gq_new = objective.quadratic_gradient(trial.values());
+        let g_new = objective.gradient(&gq_new, &c.inverse_band().on_pattern(objective.pattern), t);
+        let s: Vec<f64> = dir.iter().map(|d| alpha * d).collect();
+        let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        // F is strictly convex, so sᵀy > 0 but for rounding; such a pair would spoil H.
+        if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
+            if pairs.len() == options.memory {
+                pairs.pop_front();
+            }
+            pairs.push_back(Correction { s, y, rho: 1.0 / sy });
+        }
+        f_value += change;
+        state.record(f_value, norm(&g), alpha);
+        (lam, log_det, gq, g) = (trial, ld, gq_new, g_new);
+        iterations += 1;
     }
+    Ok((lam, iterations))
 }
 
 #[cfg(test)]

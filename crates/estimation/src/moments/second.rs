@@ -8,13 +8,9 @@
 
 use gmrf_model::Pattern;
 use ndarray::{Array2, ArrayView2, Axis};
-use rayon::prelude::*;
 
+use super::{dense_moments, sum_row_blocks};
 use crate::EstimationError;
-
-/// Rows per block of the parallel pass. Fixed (never derived from the thread count), because
-/// the block partition decides the summation order.
-pub const BLOCK_ROWS: usize = 512;
 
 /// Which offsets of S to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,17 +61,7 @@ impl SecondMoments {
             .enumerate()
             .filter(|&(_, (di, dj))| di > 0 || (di == 0 && dj >= 0))
             .collect();
-        let partials: Vec<Vec<f64>> = x
-            .axis_chunks_iter(Axis(0), BLOCK_ROWS)
-            .into_par_iter()
-            .map(|block| accumulate_block(block, h, w, &forward))
-            .collect();
-        let mut total = vec![0.0; forward.len() * d];
-        for p in &partials {
-            for (t, v) in total.iter_mut().zip(p) {
-                *t += v;
-            }
-        }
+        let total = sum_row_blocks(x, forward.len() * d, |block| accumulate_block(block, h, w, &forward));
         let inv_n = 1.0 / x.nrows() as f64;
         let n_off = sm.offsets.len();
         for (f, &(o, (di, dj))) in forward.iter().enumerate() {
@@ -211,6 +197,11 @@ fn accumulate_block(
             *dst = f64::from(v);
         }
         for (f, &(_, (di, dj))) in forward.iter().enumerate() {
+            // An offset at least as long as the grid pairs no pixels (a 1-pixel-high image, or a
+            // radius wider than the image).
+            if di as usize >= h || dj.unsigned_abs() as usize >= w {
+                continue;
+            }
             let acc = &mut out[f * d..(f + 1) * d];
             let (c0, c1) = ((-dj).max(0) as usize, (w as i32 - dj.max(0)) as usize);
             for r in 0..h - di as usize {
@@ -229,6 +220,6 @@ fn accumulate_block(
 /// The dense S = (1/N) Σₙ xₙxₙᵀ (d × d), accumulated in f64: the baseline that the offset
 /// statistics replace. O(N·d²).
 pub fn dense_second_moments(x: ArrayView2<'_, f32>) -> Array2<f64> {
-    let xd = x.mapv(f64::from);
-    xd.t().dot(&xd) / x.nrows() as f64
+    let s = dense_moments(x);
+    Array2::from_shape_fn((s.nrows(), s.ncols()), |(i, j)| s[(i, j)])
 }

@@ -8,7 +8,8 @@ use gmrf_model::Pattern;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use crate::score_matching::Adjacency;
+use super::entries::Adjacency;
+use crate::moments::dot;
 
 /// ∇ log|Λ| = m ∘ P(Σ), from the selected inverse (Σ on the pattern, canonical order).
 pub fn log_det_gradient(pattern: &Pattern, selected_inverse: &[f64]) -> Vec<f64> {
@@ -74,20 +75,6 @@ fn diagonals_of(adjacency: &Adjacency, d: usize, v: &[f64]) -> (Vec<isize>, Vec<
         }
     }
     (offsets, diagonals)
-}
-
-/// Σ aₖbₖ with four interleaved partial sums (a fixed order, which lets the compiler vectorise).
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Diagonal of −∇² log|Λ|: (mₑ²/2)(Σᵢⱼ² + ΣᵢᵢΣⱼⱼ), from the band of Σ.

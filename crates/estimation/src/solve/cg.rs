@@ -16,9 +16,8 @@ pub(crate) enum DenseFactor {
     Double(Vec<f64>),
 }
 
-/// The n × n buffers of earlier factors, kept for the next one. At n = 3,754 (8 neighbours) the
-/// f32 matrix is 56 MB; allocated afresh at every Newton step, the kernel's page faults and
-/// zeroing took a fifth of the MLE's time.
+/// The n × n buffers of earlier factors, kept for the next one (a fresh allocation per Newton
+/// step costs page faults and zeroing of up to 113 MB).
 #[derive(Default)]
 pub(crate) struct FactorStorage {
     single: Vec<f32>,

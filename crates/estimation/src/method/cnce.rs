@@ -38,14 +38,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use super::check_rows;
+use super::contrastive::{Standardised, identity_start, standardise};
 use crate::EstimationError;
-use crate::contrastive::{
-    ContrastiveOptions, Objective, Planes, RunSummary, Standardisation, optimise, permutation, reduce_blocks,
-    row_f64, sigmoid, softplus,
-};
 use crate::fit::{Fit, Progress};
-use crate::log_det::log_det_gradient;
-use crate::nce::check_shape;
+use crate::objective::cnce::{add_barrier, cnce_terms, gradient_of};
+use crate::objective::{Planes, gaussian_log_normaliser};
+use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
 /// Options of [`fit_cnce`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,137 +81,6 @@ pub struct CnceDiagnostics {
     pub final_loss: f64,
     /// J_t on the held-out rows at the returned Λ, when they were given.
     pub heldout_loss: Option<f64>,
-}
-
-/// Fills `y` (κ·d values) with the κ noisy copies of row `r` (whose values are `x`).
-type Copies<'a> = dyn Fn(usize, &[f64], &mut [f64]) + Sync + 'a;
-
-/// J and Σ wᵢₖ(yyᵀ − xxᵀ) (planes) over `rows`.
-fn cnce_terms(
-    planes: &Planes,
-    lam_planes: &[f64],
-    x: ArrayView2<'_, f32>,
-    rows: &[usize],
-    kappa: usize,
-    copies: &Copies<'_>,
-) -> (f64, Vec<f64>) {
-    let inv = 1.0 / (rows.len() * kappa) as f64;
-    let (loss, _, acc) = reduce_blocks(rows, planes.len(), |block| {
-        let mut loss = 0.0;
-        let mut acc = vec![0.0; planes.len()];
-        let d = x.ncols();
-        let (mut xb, mut ys, mut scratch) = (vec![0.0; d], vec![0.0; kappa * d], vec![0.0; d]);
-        for &r in block {
-            row_f64(x, r, &mut xb);
-            copies(r, &xb, &mut ys);
-            let qx = planes.quadratic_form(lam_planes, &xb, &mut scratch);
-            let mut w_sum = 0.0;
-            for yb in ys.chunks(d) {
-                let g = 0.5 * (planes.quadratic_form(lam_planes, yb, &mut scratch) - qx);
-                loss += softplus(-g) * inv;
-                let w = -sigmoid(-g) * inv;
-                w_sum += w;
-                planes.accumulate(&mut acc, w, yb, &mut scratch);
-            }
-            planes.accumulate(&mut acc, -w_sum, &xb, &mut scratch);
-        }
-        (loss, 0.0, acc)
-    });
-    (loss, acc)
-}
-
-fn gradient_of(planes: &Planes, pattern: &Pattern, acc: &[f64]) -> Vec<f64> {
-    pattern.entries().iter().zip(planes.on_pattern(acc)).map(|(e, m)| 0.5 * e.multiplicity() * m).collect()
-}
-
-fn given_copies<'a>(
-    noisy: ArrayView2<'a, f32>,
-    kappa: usize,
-) -> impl Fn(usize, &[f64], &mut [f64]) + Sync + 'a {
-    move |r, x, ys| {
-        for (k, y) in ys.chunks_mut(x.len()).enumerate() {
-            row_f64(noisy, r * kappa + k, y);
-        }
-    }
-}
-
-/// Adds the log-barrier −(t/d) log|Λ| to `loss` and, when given, −(t/d) mₑ (Λ⁻¹)ᵢⱼ to
-/// `gradient`. Nothing to do (and no factor needed) when t = 0.
-fn add_barrier(lam: &Precision, factor: &Cholesky, t: f64, loss: &mut f64, gradient: Option<&mut [f64]>) {
-    if t == 0.0 {
-        return;
-    }
-    let weight = t / lam.dim() as f64;
-    *loss -= weight * factor.log_det();
-    if let Some(gradient) = gradient {
-        let sigma = factor.inverse_band().on_pattern(lam.pattern());
-        for (g, s) in gradient.iter_mut().zip(log_det_gradient(lam.pattern(), &sigma)) {
-            *g -= weight * s;
-        }
-    }
-}
-
-/// J_t(θ) = (1/(Nκ)) Σᵢₖ softplus(½ xᵢᵀΛxᵢ − ½ yᵢₖᵀΛyᵢₖ) − (t/d) log|Λ|, with the copies yᵢₖ
-/// given as row i·κ + k of `noisy` and t = `barrier` (0 for plain cNCE).
-pub fn cnce_objective(
-    precision: &Precision,
-    data: ArrayView2<'_, f32>,
-    noisy: ArrayView2<'_, f32>,
-    kappa: usize,
-    barrier: f64,
-) -> Result<f64, EstimationError> {
-    Ok(cnce_given_copies(precision, data, noisy, kappa, barrier, false)?.0)
-}
-
-/// J_t and ∂J_t/∂θₑ = ½ mₑ Σᵢₖ wᵢₖ (yᵢₖ,ᵢ yᵢₖ,ⱼ − xᵢ,ᵢ xᵢ,ⱼ) − (t/d) mₑ (Λ⁻¹)ᵢⱼ, arguments as
-/// [`cnce_objective`].
-pub fn cnce_gradient(
-    precision: &Precision,
-    data: ArrayView2<'_, f32>,
-    noisy: ArrayView2<'_, f32>,
-    kappa: usize,
-    barrier: f64,
-) -> Result<(f64, Vec<f64>), EstimationError> {
-    cnce_given_copies(precision, data, noisy, kappa, barrier, true)
-}
-
-fn cnce_given_copies(
-    precision: &Precision,
-    data: ArrayView2<'_, f32>,
-    noisy: ArrayView2<'_, f32>,
-    kappa: usize,
-    barrier: f64,
-    need_gradient: bool,
-) -> Result<(f64, Vec<f64>), EstimationError> {
-    check_copies(data, noisy, kappa)?;
-    let planes = Planes::new(precision.pattern());
-    let lp = planes.of_values(precision.pattern(), precision.values());
-    let rows: Vec<usize> = (0..data.nrows()).collect();
-    let (mut loss, acc) = cnce_terms(&planes, &lp, data, &rows, kappa, &given_copies(noisy, kappa));
-    let mut gradient =
-        if need_gradient { gradient_of(&planes, precision.pattern(), &acc) } else { Vec::new() };
-    if barrier != 0.0 {
-        let factor = precision.try_factor()?;
-        add_barrier(precision, &factor, barrier, &mut loss, need_gradient.then_some(gradient.as_mut_slice()));
-    }
-    Ok((loss, gradient))
-}
-
-fn check_copies(
-    data: ArrayView2<'_, f32>,
-    noisy: ArrayView2<'_, f32>,
-    kappa: usize,
-) -> Result<(), EstimationError> {
-    if noisy.nrows() != data.nrows() * kappa || noisy.ncols() != data.ncols() {
-        return Err(EstimationError::Shape(format!(
-            "{} noisy rows of {} for {} data rows of {} and κ = {kappa}",
-            noisy.nrows(),
-            noisy.ncols(),
-            data.nrows(),
-            data.ncols()
-        )));
-    }
-    Ok(())
 }
 
 /// yᵢₖ = xᵢ + σεᵢₖ, k = 1..κ, with the εᵢₖ drawn in order from the ChaCha8 stream `r` of a
@@ -270,7 +138,7 @@ impl CnceProblem {
     }
 }
 
-impl Objective for CnceProblem {
+impl Minibatched for CnceProblem {
     fn n_rows(&self) -> usize {
         self.z.nrows()
     }
@@ -321,7 +189,7 @@ pub fn fit_cnce(
     options: &CnceOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<CnceDiagnostics>, EstimationError> {
-    check_shape(x, pattern)?;
+    check_rows("cnce", x.nrows())?;
     let sigma = options.sigma.unwrap_or(2.0 / (pattern.dim() as f64).sqrt());
     if options.kappa == 0
         || !(sigma > 0.0 && sigma.is_finite())
@@ -332,19 +200,7 @@ pub fn fit_cnce(
             options.kappa, options.barrier
         )));
     }
-    let standard = Standardisation::fit(x);
-    if let Some(i) = standard.scale.iter().position(|&s| s.is_nan() || s <= 0.0) {
-        return Err(EstimationError::Shape(format!(
-            "pixel {i} has variance 0 in the data: dequantise so every pixel varies"
-        )));
-    }
-    let test = match test {
-        Some(t) if t.nrows() > 0 => {
-            check_shape(t, pattern)?;
-            Some(standard.apply(t))
-        }
-        _ => None,
-    };
+    let Standardised { standard, z, test } = standardise(x, test, pattern)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
     rng.set_stream(2);
     let mut problem = CnceProblem {
@@ -352,21 +208,20 @@ pub fn fit_cnce(
         options: *options,
         sigma,
         rng,
-        z: standard.apply(x),
+        z,
         order: Vec::new(),
         key: 0,
         test,
     };
     let d = pattern.dim();
-    let start = Precision::diagonal(pattern.clone(), &vec![1.0; d])?;
+    let start = identity_start(pattern)?;
     let (lam_z, _, trace, run) = optimise(&mut problem, "cnce", start, 0.0, &options.run, progress)?;
     let rows: Vec<usize> = (0..problem.z.nrows()).collect();
     let factor = lam_z.try_factor()?;
     let final_loss =
         problem.loss(&lam_z, &factor, problem.z.view(), &rows, noise_key(options.run.seed, 0, 0));
     let heldout_loss = problem.heldout_loss(&lam_z, &factor, 0.0)?;
-    let exact_log_normaliser =
-        0.5 * factor.log_det() - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() - standard.log_det();
+    let exact_log_normaliser = gaussian_log_normaliser(factor.log_det(), d) - standard.log_det();
     Ok(Fit {
         precision: standard.to_original(&lam_z)?,
         trace,

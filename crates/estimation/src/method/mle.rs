@@ -1,0 +1,173 @@
+//! `mle`: masked maximum likelihood (covariance selection), argmax log|Λ| − tr(SΛ) on the pattern.
+//!
+//! Newton-CG on F(θ) = tr(SΛ) − log|Λ| = sᵀθ − log|Λ| with sₑ = mₑSᵢⱼ (Dempster 1972): ∇F =
+//! m ∘ P(S − Σ), and the optimum satisfies Σᵢⱼ = Sᵢⱼ on the pattern. Stops once
+//! |(Λ⁻¹ − S)ᵢⱼ| < tol · √(SᵢᵢSⱼⱼ) on every entry of the pattern, which implies
+//! max |(Λ⁻¹ − S)ᵢⱼ| < tol · max |Sᵢⱼ| (|Sᵢⱼ| ≤ √(SᵢᵢSⱼⱼ) ≤ max Sₖₖ) and, unlike it, does not
+//! change with a pixel's scale. L-BFGS brings the gap to 3e-2 first (an iteration costs a sparse
+//! factor and the band of Σ); Newton-CG then converges quadratically.
+
+use std::time::Instant;
+
+use gmrf_model::{Pattern, Precision};
+use ndarray::ArrayView2;
+
+use super::{check_rows, diagonal_start};
+use crate::EstimationError;
+use crate::fit::{Fit, Progress};
+use crate::moments::{Reach, SecondMoments};
+use crate::objective::{Adjacency, BarrierObjective};
+use crate::solve::lbfgs::lbfgs;
+use crate::solve::newton::minimise;
+use crate::solve::{LbfgsOptions, NewtonOptions, NewtonState};
+
+/// Options of [`fit_mle`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MleOptions {
+    /// Relative optimality tolerance: stop when |(Λ⁻¹ − S)ᵢⱼ| < `tolerance` · √(SᵢᵢSⱼⱼ) on every
+    /// entry of the pattern. Default 1e-6.
+    pub tolerance: f64,
+    /// L-BFGS iterations before Newton, until the relative optimality gap is at most
+    /// `until_gap`; `None`: Newton from the diagonal start. Default memory 30, until 3e-2.
+    pub warm_start: Option<LbfgsOptions>,
+    /// Newton-CG settings (its decrement rule is switched off: the optimality condition rules).
+    pub newton: NewtonOptions,
+    /// Once the optimality condition holds, Newton continues until half its squared decrement
+    /// is at most this times |F| (0: stop at the condition). Default 1e-17. The condition
+    /// certifies Σ on the pattern to `tolerance`, but Λ of near-constant pixels (MNIST's border)
+    /// is then determined only to ~1e-5 relative; one more Newton step (quadratic convergence)
+    /// makes the returned Λ the same, to rounding, whatever path the solver took.
+    pub polish_decrement_tol: f64,
+}
+
+impl Default for MleOptions {
+    fn default() -> Self {
+        MleOptions {
+            tolerance: 1e-6,
+            warm_start: Some(LbfgsOptions { memory: 30, until_gap: 3e-2, max_iterations: 1000 }),
+            newton: NewtonOptions { decrement_tol: 0.0, ..NewtonOptions::default() },
+            polish_decrement_tol: 1e-17,
+        }
+    }
+}
+
+/// Diagnostics of [`fit_mle`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MleDiagnostics {
+    /// L-BFGS iterations before Newton.
+    pub lbfgs_iterations: usize,
+    /// Newton steps taken.
+    pub newton_steps: usize,
+    /// CG iterations over those steps.
+    pub cg_iterations: usize,
+    /// Whether the optimality condition was met.
+    pub converged: bool,
+    /// max |(Λ⁻¹ − S)ᵢⱼ| / max |Sᵢⱼ| over the pattern at the returned Λ (issue 3's gap).
+    pub relative_optimality_gap: f64,
+    /// max |(Λ⁻¹ − S)ᵢⱼ| / √(SᵢᵢSⱼⱼ) over the pattern at the returned Λ (the stopping rule's).
+    pub scaled_optimality_gap: f64,
+}
+
+/// Fits Λ by masked maximum likelihood on centred data `x` (N × d).
+pub fn fit_mle(
+    x: ArrayView2<'_, f32>,
+    pattern: &Pattern,
+    options: &MleOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<MleDiagnostics>, EstimationError> {
+    check_rows("mle", x.nrows())?;
+    let moments = SecondMoments::compute(x, pattern, Reach::Pattern)?;
+    mle(pattern, &moments, options, progress)
+}
+
+/// Masked maximum likelihood from second moments that hold at least the pattern's offsets.
+pub fn mle(
+    pattern: &Pattern,
+    moments: &SecondMoments,
+    options: &MleOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<MleDiagnostics>, EstimationError> {
+    let start = Instant::now();
+    let s = moments.on_pattern(pattern);
+    let s_max = s.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let linear: Vec<f64> = s.iter().zip(pattern.entries()).map(|(s, e)| e.multiplicity() * s).collect();
+    let adjacency = Adjacency::new(pattern);
+    let objective = BarrierObjective { pattern, adjacency: &adjacency, quadratic: None, linear: &linear };
+    let mut state = NewtonState::new(start, progress);
+    let diagonal = moments.diagonal();
+    let mut lam = diagonal_start(pattern, &diagonal)?;
+    check_pairs(pattern, &s, &diagonal)?;
+    let mut lbfgs_iterations = 0;
+    if let Some(warm) = &options.warm_start {
+        (lam, lbfgs_iterations) = lbfgs(&objective, lam, 1.0, warm, Some(s_max), &mut state)?;
+        check_bounded(&lam, &diagonal)?;
+    }
+    let scale: Vec<f64> =
+        pattern.entries().iter().map(|e| (diagonal[e.i as usize] * diagonal[e.j as usize]).sqrt()).collect();
+    let tolerance: Vec<f64> = scale.iter().map(|s| options.tolerance * s).collect();
+    let mut outcome = minimise(&objective, lam, 1.0, &options.newton, Some(&tolerance), &mut state)?;
+    if outcome.converged && options.polish_decrement_tol > 0.0 {
+        let polish = NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton };
+        let polished = minimise(&objective, outcome.precision, 1.0, &polish, None, &mut state)?;
+        outcome.steps += polished.steps;
+        outcome.cg_iterations += polished.cg_iterations;
+        outcome.precision = polished.precision;
+    }
+    // |∇F|ₑ/mₑ = |(Λ⁻¹ − S)ᵢⱼ|.
+    let sigma = outcome.precision.try_factor()?.inverse_band().on_pattern(pattern);
+    let gap = |e: usize| (sigma[e] - s[e]).abs();
+    let diagnostics = MleDiagnostics {
+        lbfgs_iterations,
+        newton_steps: outcome.steps,
+        cg_iterations: outcome.cg_iterations,
+        converged: outcome.converged,
+        relative_optimality_gap: (0..s.len()).map(gap).fold(0.0, f64::max) / s_max,
+        scaled_optimality_gap: (0..s.len()).map(|e| gap(e) / scale[e]).fold(0.0, f64::max),
+    };
+    Ok(Fit { precision: outcome.precision, trace: state.trace, diagnostics })
+}
+
+/// A necessary condition for the masked MLE to exist: S restricted to every pair of neighbours
+/// is positive definite (else the likelihood grows without bound along that pair's 2 × 2 block;
+/// one row, or two pixels that always move together, give such a pair).
+fn check_pairs(pattern: &Pattern, s: &[f64], diagonal: &[f64]) -> Result<(), EstimationError> {
+    for (e, &sij) in pattern.entries().iter().zip(s) {
+        let (sii, sjj) = (diagonal[e.i as usize], diagonal[e.j as usize]);
+        if !e.is_diagonal() && sii * sjj - sij * sij <= 1e-12 * sii * sjj {
+            return Err(EstimationError::NoEstimate {
+                method: "mle",
+                reason: format!(
+                    "the sample covariance of neighbouring pixels {} and {} is singular \
+                     (S = [[{sii:.3e}, {sij:.3e}], [{sij:.3e}, {sjj:.3e}]]), so the likelihood has no \
+                     maximum on this pattern: give more (or dequantised) training rows",
+                    e.i, e.j
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Λᵢᵢ·Sᵢᵢ = Sᵢᵢ / Var(xᵢ | the rest) at Λ. Past this the conditional variance is a 1e-12
+/// fraction of the marginal one: far beyond anything dequantised 8-bit data supports (its
+/// conditional variances are at least 1/(12·256²)), so the likelihood is growing without bound.
+const UNBOUNDED_PRECISION_RATIO: f64 = 1e12;
+
+/// Refuses a warm start that has run off towards an unbounded likelihood.
+fn check_bounded(lam: &Precision, diagonal: &[f64]) -> Result<(), EstimationError> {
+    let pattern = lam.pattern();
+    for (i, &sii) in diagonal.iter().enumerate() {
+        let ratio = lam.values()[pattern.diagonal_position(i)] * sii;
+        if ratio > UNBOUNDED_PRECISION_RATIO {
+            return Err(EstimationError::NoEstimate {
+                method: "mle",
+                reason: format!(
+                    "the likelihood grows without bound: pixel {i}'s precision reached {ratio:.1e} \
+                     times 1/S_ii, i.e. the data lie (nearly) on a subspace that the pattern can \
+                     pin; give more (or dequantised) training rows"
+                ),
+            });
+        }
+    }
+    Ok(())
+}

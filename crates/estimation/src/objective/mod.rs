@@ -1,0 +1,60 @@
+//! Objectives on the free entries θ of Λ (one value per stored entry of the pattern's upper
+//! triangle with diagonal): each gives its value, gradient and, where a solver needs it, its
+//! Hessian-vector product and Hessian diagonal.
+//!
+//! - [`ScoreMatching`]: J(Λ) = ½ tr(ΛSΛ) − tr Λ, a convex quadratic (Hyvärinen 2005).
+//! - [`log_det`]: the derivatives of log|Λ| from the selected inverse and the band of Σ = Λ⁻¹.
+//! - [`BarrierObjective`]: F(θ) = q(θ) − t·log|Λ(θ)| for a quadratic or linear q, what Newton,
+//!   L-BFGS and the barrier path minimise (score matching's barrier stages; the masked
+//!   likelihood tr(SΛ) − log|Λ| at t = 1).
+//! - [`nce`] and [`cnce`]: the contrastive losses, sums over rows of softplus of quadratic forms,
+//!   evaluated on Λ stored as offset planes ([`Planes`]), against a [`GaussianNoise`] for NCE.
+
+use gmrf_model::Precision;
+
+use crate::EstimationError;
+
+mod barrier;
+pub mod cnce;
+mod entries;
+pub mod log_det;
+pub mod nce;
+mod noise;
+mod planes;
+mod score_matching;
+
+pub(crate) use barrier::{BarrierObjective, scaled_hessian_column};
+pub(crate) use entries::{Adjacency, max_entry_gradient};
+pub use log_det::log_det_gradient;
+pub use noise::{GaussianNoise, NoiseKind};
+pub(crate) use planes::Planes;
+pub use planes::{sigmoid, softplus};
+pub use score_matching::ScoreMatching;
+
+/// ½·d·log 2π, the Gaussian normaliser's constant for d pixels.
+pub(crate) fn half_d_log_2pi(d: usize) -> f64 {
+    0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
+}
+
+/// ½ log|Λ| − (d/2) log 2π: the log-normaliser of N(0, Λ⁻¹) from log|Λ|.
+pub(crate) fn gaussian_log_normaliser(log_det: f64, d: usize) -> f64 {
+    0.5 * log_det - half_d_log_2pi(d)
+}
+
+/// Held-out negative log-likelihood in nats per pixel from the held-out second moments on the
+/// pattern: −(1/d)·(½ log|Λ| − (d/2) log 2π − ½ tr(S Λ)), the mean of −log p(x)/d over the rows.
+pub fn heldout_nll(
+    precision: &Precision,
+    moments: &crate::moments::SecondMoments,
+) -> Result<f64, EstimationError> {
+    let d = precision.dim();
+    let log_det = precision.log_det()?;
+    let tr: f64 = precision
+        .pattern()
+        .entries()
+        .iter()
+        .zip(precision.values())
+        .map(|(e, v)| e.multiplicity() * v * moments.at(e.i as usize, e.j as usize))
+        .sum();
+    Ok(-(gaussian_log_normaliser(log_det, d) - 0.5 * tr) / d as f64)
+}
