@@ -16,7 +16,7 @@ use super::{check_rows, diagonal_start};
 use crate::EstimationError;
 use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
-use crate::objective::{Adjacency, BarrierObjective};
+use crate::objective::{Adjacency, BarrierObjective, Quadratic};
 use crate::solve::lbfgs::lbfgs;
 use crate::solve::newton::minimise;
 use crate::solve::{LbfgsOptions, NewtonOptions, NewtonState};
@@ -92,7 +92,8 @@ pub fn mle(
     let s_max = s.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let linear: Vec<f64> = s.iter().zip(pattern.entries()).map(|(s, e)| e.multiplicity() * s).collect();
     let adjacency = Adjacency::new(pattern);
-    let objective = BarrierObjective { pattern, adjacency: &adjacency, quadratic: None, linear: &linear };
+    let q = Quadratic { hessian: None, linear: &linear };
+    let objective = BarrierObjective { pattern, adjacency: &adjacency, smooth: &q };
     let mut state = NewtonState::new(start, progress);
     let diagonal = moments.diagonal();
     let mut lam = diagonal_start(pattern, &diagonal)?;

@@ -19,7 +19,7 @@ use crate::EstimationError;
 use crate::fit::{Fit, Progress, TraceRow};
 use crate::moments::{Reach, SecondMoments, norm};
 use crate::objective::heldout_nll;
-use crate::objective::{BarrierObjective, ScoreMatching};
+use crate::objective::{BarrierObjective, Quadratic, ScoreMatching};
 use crate::solve::{
     BarrierStage, LbfgsOptions, NewtonOptions, NewtonState, PathOptions, Preconditioner, conjugate_gradient,
     follow_barrier_path,
@@ -243,8 +243,8 @@ pub fn sm_exact(
         return Err(EstimationError::Shape("the barrier needs t > 0 and a factor > 1".into()));
     }
     let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
-    let objective_fn =
-        BarrierObjective { pattern, adjacency: &sm.adjacency, quadratic: Some(&sm.hessian), linear: &linear };
+    let q = Quadratic { hessian: Some(&sm.hessian), linear: &linear };
+    let objective_fn = BarrierObjective { pattern, adjacency: &sm.adjacency, smooth: &q };
     let mut state = NewtonState::new(start, progress);
     state.step = 1;
     state.trace = std::mem::take(&mut trace);

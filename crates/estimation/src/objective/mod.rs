@@ -23,7 +23,8 @@ mod noise;
 mod planes;
 mod score_matching;
 
-pub(crate) use barrier::{BarrierObjective, scaled_hessian_column};
+pub use barrier::Smooth;
+pub(crate) use barrier::{BarrierObjective, Quadratic, scaled_hessian_column};
 pub(crate) use entries::{Adjacency, max_entry_gradient};
 pub use log_det::log_det_gradient;
 pub use noise::{GaussianNoise, NoiseKind};

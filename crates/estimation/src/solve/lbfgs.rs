@@ -76,7 +76,8 @@ pub(crate) fn lbfgs(
     let mut lam = start;
     let chol = lam.try_factor()?;
     let band = chol.inverse_band();
-    let inverse_diagonal: Vec<f64> = objective.hessian_diagonal(&band, t).iter().map(|h| 1.0 / h).collect();
+    let inverse_diagonal: Vec<f64> =
+        objective.hessian_diagonal(lam.values(), &band, t).iter().map(|h| 1.0 / h).collect();
     let mut log_det = chol.log_det();
     let mut gq = objective.quadratic_gradient(lam.values());
     let mut g = objective.gradient(&gq, &band.on_pattern(objective.pattern), t);

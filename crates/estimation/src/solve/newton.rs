@@ -215,7 +215,7 @@ pub(crate) fn minimise(
             return Ok(NewtonOutcome { precision: lam, steps, cg_iterations: cg_total, converged: false });
         }
         let sigma = chol.inverse_dense();
-        let hvp = |v: &[f64]| objective.hessian_vector_product(&sigma, t, v);
+        let hvp = |v: &[f64]| objective.hessian_vector_product(theta, &sigma, t, v);
         let neg_g: Vec<f64> = g.iter().map(|x| -x).collect();
         let reuse_within = match options.preconditioner {
             NewtonPreconditioner::Jacobi => None,
@@ -231,6 +231,7 @@ pub(crate) fn minimise(
                 let single = !state.double_precision;
                 let precond = preconditioner(
                     objective,
+                    theta,
                     options.preconditioner,
                     &band,
                     &sigma,
@@ -289,8 +290,10 @@ pub(crate) fn minimise(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn preconditioner(
     objective: &BarrierObjective<'_>,
+    theta: &[f64],
     kind: NewtonPreconditioner,
     band: &InverseBand,
     sigma: &Array2<f64>,
@@ -299,7 +302,7 @@ fn preconditioner(
     storage: &mut FactorStorage,
 ) -> Preconditioner {
     let pattern = objective.pattern;
-    let jacobi = objective.hessian_diagonal(band, t);
+    let jacobi = objective.hessian_diagonal(theta, band, t);
     if kind == NewtonPreconditioner::Jacobi {
         return Preconditioner::Jacobi(jacobi);
     }
@@ -308,7 +311,7 @@ fn preconditioner(
     // conditioning is what f32 has to carry.
     let scale: Vec<f64> = jacobi.iter().map(|h| 1.0 / h.sqrt()).collect();
     let column = |f: usize, out: &mut [f64]| {
-        scaled_hessian_column(pattern, sigma, t, objective.quadratic, &scale, f, out)
+        scaled_hessian_column(pattern, sigma, t, objective.smooth, theta, &scale, f, out)
     };
     // The exact Hessian is positive definite; if rounding says otherwise, fall back.
     // An f32 factor that breaks down is retried in f64 before giving up on the factor.
@@ -337,7 +340,7 @@ pub(crate) fn path_tangent(
     let chol = centre.try_factor()?;
     let rhs = log_det_gradient(objective.pattern, &chol.inverse_band().on_pattern(objective.pattern));
     let sigma = chol.inverse_dense();
-    let hvp = |v: &[f64]| objective.hessian_vector_product(&sigma, t, v);
+    let hvp = |v: &[f64]| objective.hessian_vector_product(centre.values(), &sigma, t, v);
     let cg = conjugate_gradient(&hvp, &rhs, precond, options.cg_rel_tol, SINGLE_PRECISION_CG_LIMIT);
     Ok(cg.converged.then_some(cg.x))
 }
@@ -359,7 +362,7 @@ mod tests {
     use super::*;
     use crate::method::diagonal_start;
     use crate::moments::{Reach, SecondMoments};
-    use crate::objective::ScoreMatching;
+    use crate::objective::{Quadratic, ScoreMatching};
     use faer::linalg::solvers::Solve;
     use gmrf_model::Neighbourhood;
     use gmrf_model::Pattern;
@@ -390,13 +393,8 @@ mod tests {
             Problem { sm, linear }
         }
 
-        fn objective(&self) -> BarrierObjective<'_> {
-            BarrierObjective {
-                pattern: self.sm.pattern(),
-                adjacency: &self.sm.adjacency,
-                quadratic: Some(&self.sm.hessian),
-                linear: &self.linear,
-            }
+        fn quadratic(&self) -> Quadratic<'_> {
+            Quadratic { hessian: Some(&self.sm.hessian), linear: &self.linear }
         }
 
         /// diag(1/Sᵢᵢ); H_q on a diagonal entry (i, i) is Sᵢᵢ.
@@ -441,7 +439,9 @@ mod tests {
     #[test]
     fn path_tangent_matches_central_differences_of_the_centres() {
         let problem = Problem::new();
-        let objective = problem.objective();
+        let q = problem.quadratic();
+        let objective =
+            BarrierObjective { pattern: problem.sm.pattern(), adjacency: &problem.sm.adjacency, smooth: &q };
         let t = 0.5;
         let start = problem.diagonal_start();
         let (lam, state) = centre(&objective, start, t, 0.0);
@@ -490,7 +490,9 @@ mod tests {
     #[test]
     fn full_newton_steps_obey_the_decrement_bound_that_stops_minimise() {
         let problem = Problem::new();
-        let objective = problem.objective();
+        let q = problem.quadratic();
+        let objective =
+            BarrierObjective { pattern: problem.sm.pattern(), adjacency: &problem.sm.adjacency, smooth: &q };
         for t in [10.0, 0.1] {
             // Dense Newton from the diagonal start: damped by 1/(1 + λ) while λ ≥ 1, full after.
             let mut theta = problem.diagonal_start().into_values();
