@@ -98,6 +98,7 @@ pub fn mle(
     let diagonal = moments.diagonal();
     let mut lam = diagonal_start(pattern, &diagonal)?;
     check_pairs(pattern, &s, &diagonal)?;
+    check_squares(pattern, moments)?;
     let mut lbfgs_iterations = 0;
     if let Some(warm) = &options.warm_start {
         (lam, lbfgs_iterations) = lbfgs(&objective, lam, 1.0, warm, Some(s_max), &mut state)?;
@@ -107,7 +108,18 @@ pub fn mle(
         pattern.entries().iter().map(|e| (diagonal[e.i as usize] * diagonal[e.j as usize]).sqrt()).collect();
     let tolerance: Vec<f64> = scale.iter().map(|s| options.tolerance * s).collect();
     let mut outcome = minimise(&objective, lam, 1.0, &options.newton, Some(&tolerance), &mut state)?;
-    if outcome.converged && options.polish_decrement_tol > 0.0 {
+    check_bounded(&outcome.precision, &diagonal)?;
+    if !outcome.converged {
+        return Err(EstimationError::NoProgress {
+            method: "mle",
+            reason: format!(
+                "Newton stopped after {} steps ({} CG iterations) without meeting the optimality \
+                 condition |(Λ⁻¹ − S)ᵢⱼ| < {:e}·√(SᵢᵢSⱼⱼ)",
+                outcome.steps, outcome.cg_iterations, options.tolerance
+            ),
+        });
+    }
+    if options.polish_decrement_tol > 0.0 {
         let polish = NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton };
         let polished = minimise(&objective, outcome.precision, 1.0, &polish, None, &mut state)?;
         outcome.steps += polished.steps;
@@ -149,10 +161,61 @@ fn check_pairs(pattern: &Pattern, s: &[f64], diagonal: &[f64]) -> Result<(), Est
     Ok(())
 }
 
-/// Λᵢᵢ·Sᵢᵢ = Sᵢᵢ / Var(xᵢ | the rest) at Λ. Past this the conditional variance is a 1e-12
-/// fraction of the marginal one: far beyond anything dequantised 8-bit data supports (its
-/// conditional variances are at least 1/(12·256²)), so the likelihood is growing without bound.
-const UNBOUNDED_PRECISION_RATIO: f64 = 1e12;
+/// Λᵢᵢ·Sᵢᵢ = Sᵢᵢ / Var(xᵢ | the rest) at Λ. Past this the conditional variance is a 1e-8
+/// fraction of the marginal one: far beyond what 8-bit data supports (dequantised, its
+/// conditional variances are at least 1/(12·256²) ≈ 1.3e-6, its marginal ones at most 1/4), so the
+/// likelihood is growing without bound.
+const UNBOUNDED_PRECISION_RATIO: f64 = 1e8;
+
+/// Another necessary condition: S restricted to every 2 × 2 square of pixels whose six pairs are
+/// all neighbours (a clique of 8-neighbour and wider patterns) is positive definite. With fewer
+/// than four rows it never is.
+fn check_squares(pattern: &Pattern, moments: &SecondMoments) -> Result<(), EstimationError> {
+    let (h, w) = (pattern.height(), pattern.width());
+    for r in 0..h.saturating_sub(1) {
+        for c in 0..w.saturating_sub(1) {
+            let square = [r * w + c, r * w + c + 1, (r + 1) * w + c, (r + 1) * w + c + 1];
+            // Not a clique of this pattern (4 neighbours): nothing to check.
+            if pattern.position(square[0], square[3]).is_none()
+                || pattern.position(square[1], square[2]).is_none()
+            {
+                return Ok(());
+            }
+            let mut block = [[0.0; 4]; 4];
+            for (a, &i) in square.iter().enumerate() {
+                for (b, &j) in square.iter().enumerate() {
+                    block[a][b] = moments.at(i, j) / (moments.at(i, i) * moments.at(j, j)).sqrt();
+                }
+            }
+            if !is_positive_definite(block) {
+                return Err(EstimationError::NoEstimate {
+                    method: "mle",
+                    reason: format!(
+                        "the sample covariance of the 2 × 2 square of pixels {square:?}, all of them \
+                         neighbours, is singular, so the likelihood has no maximum on this pattern \
+                         (with fewer than 4 rows it always is): give more training rows"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cholesky of a 4 × 4 correlation matrix with a pivot floor of 1e-10.
+fn is_positive_definite(mut a: [[f64; 4]; 4]) -> bool {
+    for k in 0..4 {
+        let pivot = a[k][k] - (0..k).map(|m| a[k][m] * a[k][m]).sum::<f64>();
+        if pivot <= 1e-10 {
+            return false;
+        }
+        a[k][k] = pivot.sqrt();
+        for i in k + 1..4 {
+            a[i][k] = (a[i][k] - (0..k).map(|m| a[i][m] * a[k][m]).sum::<f64>()) / a[k][k];
+        }
+    }
+    true
+}
 
 /// Refuses a warm start that has run off towards an unbounded likelihood.
 fn check_bounded(lam: &Precision, diagonal: &[f64]) -> Result<(), EstimationError> {

@@ -102,15 +102,34 @@ impl SecondMoments {
 
     /// The offsets held for `reach` on `pattern`: symmetric under negation, sorted.
     pub fn offset_set(pattern: &Pattern, reach: Reach) -> Vec<(i32, i32)> {
+        // Only offsets shorter than the grid pair pixels: a radius wider than the image adds
+        // none beyond them (and would square the work of the two-hop sums).
+        let (h, w) = (pattern.height() as i32, pattern.width() as i32);
+        let on_grid = |&(di, dj): &(i32, i32)| di.abs() < h && dj.abs() < w;
         let mut base: Vec<(i32, i32)> = vec![(0, 0)];
-        for (di, dj) in pattern.neighbourhood().forward_offsets() {
+        for (di, dj) in pattern.neighbourhood().forward_offsets().into_iter().filter(|o| on_grid(o)) {
             base.push((di, dj));
             base.push((-di, -dj));
         }
         let mut offsets: Vec<(i32, i32)> = match reach {
             Reach::Pattern => base,
             Reach::TwoHops => {
-                base.iter().flat_map(|&(a, b)| base.iter().map(move |&(c, e)| (a + c, b + e))).collect()
+                // Marked on the grid of possible offsets, then read off in sorted order.
+                let (rows, cols) = (2 * h - 1, 2 * w - 1);
+                let mut hit = vec![false; (rows * cols) as usize];
+                for &(a, b) in &base {
+                    for &(c, e) in &base {
+                        let o = (a + c, b + e);
+                        if on_grid(&o) {
+                            hit[((o.0 + h - 1) * cols + o.1 + w - 1) as usize] = true;
+                        }
+                    }
+                }
+                (0..rows)
+                    .flat_map(|r| (0..cols).map(move |c| (r, c)))
+                    .filter(|&(r, c)| hit[(r * cols + c) as usize])
+                    .map(|(r, c)| (r - h + 1, c - w + 1))
+                    .collect()
             }
         };
         offsets.sort_unstable();

@@ -43,9 +43,13 @@ pub(crate) struct Planes {
 
 impl Planes {
     pub(crate) fn new(pattern: &Pattern) -> Self {
-        let w = pattern.width() as i32;
+        let (h, w) = (pattern.height() as i32, pattern.width() as i32);
         let mut offsets = vec![(0i32, 0i32)];
-        offsets.extend(pattern.neighbourhood().forward_offsets());
+        // Offsets at least as long as the grid pair no pixels (and may step backwards in
+        // row-major order on a narrow grid): no entry of the pattern has them.
+        offsets.extend(
+            pattern.neighbourhood().forward_offsets().into_iter().filter(|&(di, dj)| di < h && dj.abs() < w),
+        );
         let steps = offsets
             .iter()
             .map(|&(di, dj)| {

@@ -1,0 +1,71 @@
+//! Every method on every small image shape and neighbourhood either fits or returns an error:
+//! none panics (1-pixel-high or -wide images, and radii wider than the image, once indexed out of
+//! range).
+
+use gmrf_estimation::{
+    BarrierWeight, CnceOptions, ContrastiveOptions, MleOptions, NceOptions, SmGdOptions, SmOptions, fit_cnce,
+    fit_mle, fit_nce, fit_sm, fit_sm_gd,
+};
+use gmrf_model::{Neighbourhood, Pattern};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Dequantised-looking centred rows: every pixel varies.
+fn rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((n, d), |_| rng.random_range(-0.5f32..0.5))
+}
+
+#[test]
+fn every_method_fits_or_refuses_every_small_shape_without_panicking() {
+    let short = ContrastiveOptions { steps: 3, batch_size: 0, ..ContrastiveOptions::default() };
+    let neighbourhoods =
+        [Neighbourhood::Four, Neighbourhood::Eight, Neighbourhood::Radius(2.0), Neighbourhood::Radius(39.0)];
+    for h in 1..=5 {
+        for w in 1..=5 {
+            for n in neighbourhoods {
+                let pattern = match Pattern::new(h, w, n) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                };
+                let (train, validation) = (rows(60, h * w, 1), rows(20, h * w, 2));
+                let sm_fixed = SmOptions { weight: BarrierWeight::Fixed(0.1), ..SmOptions::default() };
+                let gd = SmGdOptions { steps: 5, ..SmGdOptions::default() };
+                let nce = NceOptions { run: short, ..NceOptions::default() };
+                let cnce = CnceOptions { run: short, ..CnceOptions::default() };
+                let (x, v) = (train.view(), validation.view());
+                let fits: [(&str, &dyn Fn() -> bool); 6] = [
+                    ("sm", &|| fit_sm(x, Some(v), &pattern, &SmOptions::default(), None).is_ok()),
+                    ("sm fixed t", &|| fit_sm(x, None, &pattern, &sm_fixed, None).is_ok()),
+                    ("sm-gd", &|| fit_sm_gd(x, &pattern, &gd, None).is_ok()),
+                    ("mle", &|| fit_mle(x, &pattern, &MleOptions::default(), None).is_ok()),
+                    ("nce", &|| fit_nce(x, None, &pattern, &nce, None).is_ok()),
+                    ("cnce", &|| fit_cnce(x, None, &pattern, &cnce, None).is_ok()),
+                ];
+                // Well-posed data on these tiny grids: every method fits.
+                for (method, fit) in fits {
+                    assert!(fit(), "{method} failed on {h}x{w}, {n}");
+                }
+            }
+        }
+    }
+    // One row is refused by every method, with an error rather than a panic or a long run.
+    let pattern = Pattern::new(3, 3, Neighbourhood::Eight).unwrap();
+    let one = rows(1, 9, 3);
+    assert!(fit_sm(one.view(), None, &pattern, &SmOptions::default(), None).is_err());
+    assert!(fit_sm_gd(one.view(), &pattern, &SmGdOptions::default(), None).is_err());
+    assert!(fit_mle(one.view(), &pattern, &MleOptions::default(), None).is_err());
+    assert!(fit_nce(one.view(), None, &pattern, &NceOptions::default(), None).is_err());
+    assert!(fit_cnce(one.view(), None, &pattern, &CnceOptions::default(), None).is_err());
+}
+
+#[test]
+fn mle_without_a_maximum_is_refused_quickly() {
+    // Two rows on 8 neighbours: every 2 × 2 block of pixels (a clique of the pattern) has a
+    // rank-2 covariance, so the likelihood grows without bound. Refused, not run for minutes.
+    let pattern = Pattern::new(5, 5, Neighbourhood::Eight).unwrap();
+    let x = rows(2, 25, 4);
+    let err = fit_mle(x.view(), &pattern, &MleOptions::default(), None).unwrap_err().to_string();
+    assert!(err.contains("no estimate exists"), "{err}");
+}
