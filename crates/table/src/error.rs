@@ -77,3 +77,21 @@ fn io_inside(source: parquet::errors::ParquetError) -> Result<std::io::Error, pa
         other => Err(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_inside_parquet_errors_are_reported_as_themselves() {
+        use parquet::errors::ParquetError;
+        let full = ParquetError::External(Box::new(std::io::Error::from_raw_os_error(28)));
+        let message = TableError::writing("runs/a.parquet".as_ref(), full).to_string();
+        assert_eq!(message, "no space left on device while writing runs/a.parquet");
+        let folder = ParquetError::External(Box::new(std::io::Error::from_raw_os_error(21)));
+        let message = TableError::parquet("runs".as_ref(), folder).to_string();
+        assert_eq!(message, "runs: Is a directory (os error 21)");
+        let other = TableError::parquet("a.parquet".as_ref(), ParquetError::General("bad footer".into()));
+        assert_eq!(other.to_string(), "a.parquet: not a readable Parquet file: Parquet error: bad footer");
+    }
+}
