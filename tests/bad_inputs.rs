@@ -17,16 +17,7 @@ fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
 }
 
 fn ingest(images: &Path, labels: &Path, out: &Path) -> std::process::Output {
-    common::gmrf([
-        "ingest".as_ref(),
-        "mnist".as_ref(),
-        "--images".as_ref(),
-        images.as_os_str(),
-        "--labels".as_ref(),
-        labels.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ] as [&std::ffi::OsStr; 8])
+    common::ingest_mnist(images, labels, out)
 }
 
 /// Runs an ingest that must fail; returns its message after checking that `out`'s folder is empty.
@@ -240,4 +231,74 @@ fn photo_parameters_come_from_the_pipeline_file_and_flags_override_them() {
     let typo = dir.path().join("typo.toml").display().to_string();
     let message = fails(common::ingest_photos(&fixture("photos"), dir.path(), None, &["--config", &typo]));
     assert!(message.contains("section [ingest]") && message.contains("per_foto"), "{message}");
+}
+
+#[test]
+fn idx_of_zero_images_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-images-idx3-ubyte");
+    std::fs::write(&empty, idx_bytes(&[0, 28, 28], &[])).unwrap();
+    let message = ingest_fails(&empty, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains(&empty.display().to_string()), "{message}");
+    assert!(message.contains("its header declares 0 images (of 28x28): nothing to ingest"), "{message}");
+}
+
+#[test]
+fn gzip_stream_unpacking_beyond_its_header_is_refused() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    // One promised image, then 30 MB more: the decoder stops one byte past the promise.
+    let mut bytes = idx_bytes(&[1, 28, 28], &[0; 784]);
+    bytes.resize(30_000_000, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let bomb = dir.path().join("bomb-images-idx3-ubyte.gz");
+    std::fs::write(&bomb, gz.finish().unwrap()).unwrap();
+    let message = ingest_fails(&bomb, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert!(message.contains(&bomb.display().to_string()), "{message}");
+    assert!(message.contains("unpacks to more than the 1 x 28 x 28 = 784 bytes of data"), "{message}");
+}
+
+/// No part of a `a: b: c` message is repeated (an OS or Parquet error printed twice).
+fn assert_no_repeated_part(message: &str) {
+    let parts: Vec<&str> = message.trim().split(": ").collect();
+    for (k, part) in parts.iter().enumerate() {
+        assert!(!parts[k + 1..].contains(part), "`{part}` is repeated in: {message}");
+    }
+}
+
+#[test]
+fn os_and_parquet_errors_are_printed_once_and_an_output_folder_is_named_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("runs");
+    std::fs::create_dir(&folder).unwrap();
+
+    // A folder given as a table to read: the OS error once.
+    let message = centre_fails(&folder, &folder);
+    assert!(message.contains(&folder.display().to_string()), "{message}");
+    assert_eq!(message.matches("os error 21").count(), 1, "{message}");
+    assert_no_repeated_part(&message);
+
+    // A file that is not Parquet: the Parquet error once.
+    let text = dir.path().join("train.parquet");
+    std::fs::write(&text, "id,label\n1,2\n").unwrap();
+    let message = centre_fails(&text, &text);
+    assert!(message.contains("not a readable Parquet file"), "{message}");
+    assert_no_repeated_part(&message);
+
+    // A missing input: named, with the OS error once.
+    let missing = dir.path().join("no-such-images");
+    let message = ingest_fails(&missing, &fixture("mnist/train-labels-idx1-ubyte.gz"));
+    assert_eq!(message.matches("No such file or directory").count(), 1, "{message}");
+
+    // --out naming an existing folder, and a path under a file, said in words.
+    let message = fails(common::ingest_fixture(&folder));
+    assert!(message.contains(&format!("{}: --out is a folder, not a file", folder.display())), "{message}");
+    assert!(!message.contains("os error"), "{message}");
+    let message = fails(common::ingest_fixture(&text.join("train.parquet")));
+    assert!(
+        message.contains(&format!("cannot be created: {} is a file, not a folder", text.display())),
+        "{message}"
+    );
+    assert_eq!(files_in(&folder), Vec::<String>::new());
 }

@@ -124,21 +124,9 @@ impl MnistFiles {
             (&self.test_images, &self.test_labels, "test"),
         ] {
             let out = d(&format!("{split}.parquet"));
-            ok(gmrf_with_threads(
-                [
-                    "ingest".as_ref(),
-                    "mnist".as_ref(),
-                    "--images".as_ref(),
-                    images.as_os_str(),
-                    "--labels".as_ref(),
-                    labels.as_os_str(),
-                    "--split".as_ref(),
-                    split.as_ref(),
-                    "--out".as_ref(),
-                    out.as_os_str(),
-                ] as [&std::ffi::OsStr; 10],
-                threads,
-            ));
+            let mut args = ingest_args(images, labels, &out);
+            args.extend(["--split".into(), split.into()]);
+            ok(gmrf_with_threads(args, threads));
         }
         let mut centre: Vec<std::ffi::OsString> =
             vec!["centre".into(), "--config".into(), root().join("pipelines/mnist.toml").into()];
@@ -155,6 +143,29 @@ impl MnistFiles {
         centre.extend(extra.iter().map(Into::into));
         ok(gmrf_with_threads(centre, threads));
     }
+}
+
+/// The arguments of `gmrf ingest mnist` of one pair of IDX files into `out`.
+fn ingest_args(images: &Path, labels: &Path, out: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["ingest".into(), "mnist".into()];
+    for (flag, path) in [("--images", images), ("--labels", labels), ("--out", out)] {
+        args.extend([flag.into(), path.into()]);
+    }
+    args
+}
+
+/// `gmrf ingest mnist` of one pair of IDX files into `out`.
+pub fn ingest_mnist(images: &Path, labels: &Path, out: &Path) -> Output {
+    gmrf(ingest_args(images, labels, out))
+}
+
+/// `gmrf ingest mnist` of the fixture's training split into `out`.
+pub fn ingest_fixture(out: &Path) -> Output {
+    ingest_mnist(
+        &fixture("mnist/train-images-idx3-ubyte.gz"),
+        &fixture("mnist/train-labels-idx1-ubyte.gz"),
+        out,
+    )
 }
 
 /// `gmrf ingest photos` of `root` into `dir/{train,test,skipped}.parquet`, with `extra` flags.

@@ -33,7 +33,7 @@ impl IdxImages {
     }
 }
 
-/// Reads an IDX image file (3 dimensions).
+/// Reads an IDX image file (3 dimensions), refusing a file of 0 images.
 pub fn read_images(path: &Path) -> Result<IdxImages, IngestError> {
     let (dims, pixels) = read_idx(path, 3, "an image file (count, height, width)")?;
     let [count, height, width] = dims[..] else { unreachable!("dimension count checked") };
@@ -41,6 +41,12 @@ pub fn read_images(path: &Path) -> Result<IdxImages, IngestError> {
         return Err(invalid(
             path,
             format!("images of {height}x{width}: gmrf handles images from 1x1 to {MAX_SIDE}x{MAX_SIDE}"),
+        ));
+    }
+    if count == 0 {
+        return Err(invalid(
+            path,
+            format!("its header declares 0 images (of {height}x{width}): nothing to ingest"),
         ));
     }
     Ok(IdxImages { count, height, width, pixels })
@@ -61,19 +67,41 @@ fn invalid(path: &Path, problem: String) -> IngestError {
 fn read_idx(path: &Path, ndims: usize, what: &str) -> Result<(Vec<usize>, Vec<u8>), IngestError> {
     let io = |source| IngestError::Io { path: path.to_path_buf(), source };
     let raw = std::fs::read(path).map_err(io)?;
-    let mut bytes = if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| invalid(path, format!("gzip stream is corrupt or truncated ({e})")))?;
-        out
+    if raw.starts_with(&GZIP_MAGIC) {
+        decode(path, flate2::read::MultiGzDecoder::new(&raw[..]), None, ndims, what)
     } else {
-        raw
-    };
-    if bytes.len() < 4 {
-        return Err(invalid(path, format!("{} bytes, too short for the 4-byte magic number", bytes.len())));
+        let len = raw.len();
+        decode(path, &raw[..], Some(len), ndims, what)
     }
-    let magic = &bytes[..4];
+}
+
+/// Decodes an IDX stream: header, then exactly the data the header promises. Reading stops one
+/// byte past the promised size, so a gzip stream that unpacks far beyond it (a "zip bomb") costs
+/// no more memory than an honest file. `len` is the stream's length when known (a raw file), to
+/// count the excess bytes in the message.
+fn decode(
+    path: &Path,
+    stream: impl Read,
+    len: Option<usize>,
+    ndims: usize,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<u8>), IngestError> {
+    let gzip = len.is_none();
+    let mut stream = std::io::BufReader::new(stream);
+    let read_error = |e: std::io::Error| {
+        if gzip {
+            invalid(path, format!("gzip stream is corrupt or truncated ({e})"))
+        } else {
+            IngestError::Io { path: path.to_path_buf(), source: e }
+        }
+    };
+    let mut take = |n: u64, into: &mut Vec<u8>| (&mut stream).take(n).read_to_end(into).map_err(read_error);
+
+    let mut magic = Vec::with_capacity(4);
+    take(4, &mut magic)?;
+    if magic.len() < 4 {
+        return Err(invalid(path, format!("{} bytes, too short for the 4-byte magic number", magic.len())));
+    }
     if magic[0] != 0 || magic[1] != 0 {
         return Err(invalid(
             path,
@@ -97,37 +125,47 @@ fn read_idx(path: &Path, ndims: usize, what: &str) -> Result<(Vec<usize>, Vec<u8
         ));
     }
     let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let mut sizes = Vec::with_capacity(4 * ndims);
+    take(4 * ndims as u64, &mut sizes)?;
+    if sizes.len() < 4 * ndims {
         return Err(invalid(
             path,
-            format!("truncated: {} bytes, shorter than its {header}-byte header", bytes.len()),
+            format!("truncated: {} bytes, shorter than its {header}-byte header", 4 + sizes.len()),
         ));
     }
-    let dims: Vec<usize> = bytes[4..header]
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .collect();
-    let promised = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let dims: Vec<usize> =
+        sizes.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let shape = dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" x ");
-    let data = bytes.len() - header;
-    match promised {
-        Some(p) if p == data => {}
-        Some(p) if p > data => {
-            return Err(invalid(
-                path,
-                format!("truncated: the header promises {shape} = {p} bytes of data, the file holds {data}"),
-            ));
-        }
-        Some(p) => {
-            return Err(invalid(
-                path,
-                format!("{} bytes after the {shape} = {p} bytes the header promises", data - p),
-            ));
-        }
-        None => return Err(invalid(path, format!("header sizes {shape} overflow"))),
+    let Some(promised) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return Err(invalid(path, format!("header sizes {shape} overflow")));
+    };
+    // Not the promised size up front: a lying header must not allocate what the file lacks.
+    let mut data = Vec::with_capacity(promised.min(len.unwrap_or(1 << 26)));
+    take(promised as u64 + 1, &mut data)?;
+    let held = data.len();
+    if held < promised {
+        return Err(invalid(
+            path,
+            format!(
+                "truncated: the header promises {shape} = {promised} bytes of data, the file holds {held}"
+            ),
+        ));
     }
-    bytes.drain(..header);
-    Ok((dims, bytes))
+    if held > promised {
+        return Err(invalid(
+            path,
+            match len {
+                Some(len) => format!(
+                    "{} bytes after the {shape} = {promised} bytes the header promises",
+                    len - header - promised
+                ),
+                None => format!(
+                    "the gzip stream unpacks to more than the {shape} = {promised} bytes of data the header promises (reading stopped there)"
+                ),
+            },
+        ));
+    }
+    Ok((dims, data))
 }
 
 #[cfg(test)]
@@ -185,6 +223,48 @@ mod tests {
         assert!(message.contains("images of 0x28"), "{message}");
         let message = read_images(file(&idx(&[1, 300, 1], &[0; 300])).path()).unwrap_err().to_string();
         assert!(message.contains("images of 300x1: gmrf handles images from 1x1 to 256x256"), "{message}");
+    }
+
+    /// A reader that counts the bytes taken from it.
+    struct Counted<R> {
+        inner: R,
+        count: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.count.set(self.count.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_longer_than_its_header_promises_is_read_only_past_the_promise() {
+        // A header promising 3 labels, then an endless stream of zeros: without the bound on
+        // reading, this would never return.
+        let header = std::io::Cursor::new(idx(&[3], &[]));
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let endless = Counted { inner: header.chain(std::io::repeat(0)), count: count.clone() };
+        let message = decode(Path::new("bomb.gz"), endless, None, 1, "labels").unwrap_err().to_string();
+        assert!(
+            message.contains("unpacks to more than the 3 = 3 bytes of data the header promises"),
+            "{message}"
+        );
+        // Header, data, one byte more, and at most one buffer (8 KiB) read ahead.
+        assert!(count.get() <= 8 + 4 + 8192, "{} bytes read", count.get());
+
+        // The same through a real gzip file: 1 label promised, 20 MB of zeros unpacked.
+        let mut bytes = idx(&[1], &[7]);
+        bytes.resize(20_000_000, 0);
+        let message = read_labels(file(&gzipped(&bytes)).path()).unwrap_err().to_string();
+        assert!(message.contains("unpacks to more than the 1 = 1 bytes"), "{message}");
+    }
+
+    #[test]
+    fn image_file_of_zero_images_is_refused() {
+        let message = read_images(file(&idx(&[0, 28, 28], &[])).path()).unwrap_err().to_string();
+        assert!(message.contains("its header declares 0 images (of 28x28): nothing to ingest"), "{message}");
     }
 
     #[test]

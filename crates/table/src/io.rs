@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -12,7 +13,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::schema::{describe, same_type, schema};
+use crate::compat::{normalise, readable_as};
+use crate::schema::{describe, schema};
 use crate::{Meta, PendingFile, Stage, TableError};
 
 /// Rows per record batch and per Parquet row group: about 6 MB of pixels, 25 MB of `x`, so that
@@ -45,10 +47,18 @@ pub trait Table: Sized {
 }
 
 /// Writes `table` to a temporary file beside `path`, zstd-compressed, with `meta` as key-value
-/// metadata. Nothing appears at `path` until the returned [`PendingFile`] is committed.
+/// metadata (of the file, and of its Arrow schema). Nothing appears at `path` until the returned [`PendingFile`] is committed.
 pub fn write<T: Table>(path: &Path, table: &T, meta: &Meta) -> Result<PendingFile, TableError> {
     assert_eq!(meta.stage, T::STAGE, "metadata of a {} table says {}", T::STAGE, meta.stage);
+    // The metadata goes in the Arrow schema too: pyarrow keeps a schema's metadata when a table is
+    // read and written back, so the copy still says what it is.
     let schema = schema(T::STAGE, meta.pixels());
+    let schema = Arc::new(
+        schema
+            .as_ref()
+            .clone()
+            .with_metadata(meta.key_values().into_iter().collect::<std::collections::HashMap<_, _>>()),
+    );
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
@@ -60,15 +70,14 @@ pub fn write<T: Table>(path: &Path, table: &T, meta: &Meta) -> Result<PendingFil
         }
     }
     let (pending, file) = PendingFile::create(path)?;
-    let tmp = pending.temporary().to_path_buf();
-    let pq = |e| TableError::parquet(&tmp, e);
+    let pq = |e| TableError::writing(path, e);
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties.build())).map_err(pq)?;
     for start in (0..table.len()).step_by(ROWS_PER_GROUP) {
         let end = (start + ROWS_PER_GROUP).min(table.len());
         writer.write(&table.batch(start..end, &schema)).map_err(pq)?;
     }
     let file = writer.into_inner().map_err(pq)?;
-    file.sync_all().map_err(|e| TableError::io(&tmp, e))?;
+    file.sync_all().map_err(|e| crate::atomic::write_error(path, e))?;
     Ok(pending)
 }
 
@@ -80,7 +89,10 @@ pub fn read_meta(path: &Path) -> Result<Meta, TableError> {
 }
 
 /// Reads a table of stage `T::STAGE`, refusing a file of another stage or whose columns do not
-/// match the contract.
+/// match the contract. Files from other writers are read as long as their columns hold the
+/// contract's values (text in any string type, image columns as plain lists of the right length:
+/// see `compat`), compressed with any codec pyarrow and polars write (uncompressed, Snappy, gzip,
+/// LZ4, Brotli, zstd).
 pub fn read<T: Table>(path: &Path) -> Result<(T, Meta), TableError> {
     let file = File::open(path).map_err(|e| TableError::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| TableError::parquet(path, e))?;
@@ -107,7 +119,7 @@ pub fn read<T: Table>(path: &Path) -> Result<(T, Meta), TableError> {
             });
         };
         let found_type = found.field(index).data_type();
-        if !same_type(field.data_type(), found_type) {
+        if !readable_as(field.data_type(), found_type) {
             return Err(TableError::Column {
                 path: path.to_path_buf(),
                 column: field.name().clone(),
@@ -123,7 +135,14 @@ pub fn read<T: Table>(path: &Path) -> Result<(T, Meta), TableError> {
         .with_batch_size(ROWS_PER_GROUP)
         .build()
         .map_err(|e| TableError::parquet(path, e))?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| TableError::parquet(path, e.into()))?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| TableError::parquet(path, e.into()))?;
+        let next = rows + batch.num_rows();
+        batches.push(normalise(path, &meta, batch, &expected, rows)?);
+        rows = next;
+    }
     let table = T::from_batches(path, &meta, batches)?;
     Ok((table, meta))
 }

@@ -20,6 +20,7 @@
 //! ```
 
 mod atomic;
+mod compat;
 mod error;
 mod evaluation_tables;
 mod identity;
@@ -28,10 +29,12 @@ mod meta;
 pub mod schema;
 mod tables;
 
-pub use atomic::{PendingFile, commit_all, write_bytes};
+pub use atomic::{PendingFile, check_outputs, commit_all, remove_temporaries_on_signals, write_bytes};
 pub use error::TableError;
 pub use evaluation_tables::{Metrics, MetricsRow, Samples, Scores};
 pub use identity::{in_holdout, stable_hash};
 pub use io::{Table, read, read_meta, write};
 pub use meta::{Meta, Stage};
-pub use tables::{Centred, Images, MeanImage, PrecisionEntries, Skipped, Trace, TraceRow};
+pub use tables::{
+    Centred, Images, MeanImage, PrecisionEntries, Skipped, Trace, TraceRow, check_centred_with_mean,
+};

@@ -71,6 +71,15 @@ impl Stage {
     }
 }
 
+/// `major.minor.patch` (a pre-release or build suffix after `-` or `+` is ignored) as a tuple
+/// that compares as versions do.
+fn parse_version(version: &str) -> Option<(u64, u64, u64)> {
+    let core = version.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let v = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(v)
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -114,18 +123,23 @@ impl Meta {
         self.height * self.width
     }
 
+    /// The metadata as the `(key, value)` pairs of a file's key-value metadata (`gmrf.stage`,
+    /// `gmrf.version`, `gmrf.height`, `gmrf.width`, then `gmrf.<param>` in sorted order), for
+    /// tools and tests that write a gmrf table with another Parquet writer.
+    pub fn key_values(&self) -> Vec<(String, String)> {
+        let mut kv = vec![
+            (KEY_STAGE.to_string(), self.stage.name().to_string()),
+            (KEY_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (KEY_HEIGHT.to_string(), self.height.to_string()),
+            (KEY_WIDTH.to_string(), self.width.to_string()),
+        ];
+        kv.extend(self.params.iter().map(|(k, v)| (format!("{PARAM_PREFIX}{k}"), v.clone())));
+        kv
+    }
+
     pub(crate) fn to_key_values(&self) -> Vec<parquet::file::metadata::KeyValue> {
         use parquet::file::metadata::KeyValue;
-        let mut kv = vec![
-            KeyValue::new(KEY_STAGE.into(), self.stage.name().to_string()),
-            KeyValue::new(KEY_VERSION.into(), env!("CARGO_PKG_VERSION").to_string()),
-            KeyValue::new(KEY_HEIGHT.into(), self.height.to_string()),
-            KeyValue::new(KEY_WIDTH.into(), self.width.to_string()),
-        ];
-        for (k, v) in &self.params {
-            kv.push(KeyValue::new(format!("{PARAM_PREFIX}{k}"), v.clone()));
-        }
-        kv
+        self.key_values().into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()
     }
 
     pub(crate) fn from_key_values(
@@ -153,11 +167,50 @@ impl Meta {
         };
         let height = dimension(KEY_HEIGHT)?;
         let width = dimension(KEY_WIDTH)?;
+        let problem = |key: &str, problem: String| TableError::Metadata {
+            path: path.to_path_buf(),
+            key: key.into(),
+            problem,
+        };
+        // A table without a version (written by hand) is read; one from a newer gmrf is not.
+        if let Some(version) = map.get(KEY_VERSION) {
+            let ours = env!("CARGO_PKG_VERSION");
+            match (parse_version(version), parse_version(ours)) {
+                (Some(theirs), Some(mine)) if theirs > mine => {
+                    return Err(problem(
+                        KEY_VERSION,
+                        format!(
+                            "written by gmrf {version}, newer than this gmrf ({ours}): update gmrf to read it"
+                        ),
+                    ));
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    return Err(problem(KEY_VERSION, format!("`{version}` is not a version (x.y.z)")));
+                }
+            }
+        }
         let params = map
             .iter()
             .filter(|(k, _)| ![KEY_STAGE, KEY_VERSION, KEY_HEIGHT, KEY_WIDTH].contains(k))
             .filter_map(|(k, v)| k.strip_prefix(PARAM_PREFIX).map(|k| (k.to_string(), v.to_string())))
             .collect();
-        Ok(Meta { stage, height, width, params })
+        let meta = Meta { stage, height, width, params };
+        meta.scale(path)?;
+        Ok(meta)
+    }
+
+    /// The `gmrf.scale` of a centred table (pixel values were divided by it), if recorded; an
+    /// error naming `path` if it is not a finite number > 0.
+    pub fn scale(&self, path: &Path) -> Result<Option<f64>, TableError> {
+        let Some(raw) = self.param("scale") else { return Ok(None) };
+        match raw.parse::<f64>() {
+            Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(Some(scale)),
+            _ => Err(TableError::Metadata {
+                path: path.to_path_buf(),
+                key: format!("{PARAM_PREFIX}scale"),
+                problem: format!("`{raw}` is not a finite number > 0 (pixel values are divided by it)"),
+            }),
+        }
     }
 }

@@ -113,6 +113,7 @@ pub(crate) fn same_type(expected: &DataType, found: &DataType) -> bool {
 pub(crate) fn describe(t: &DataType) -> String {
     match t {
         DataType::FixedSizeList(item, n) => format!("fixed-size list of {n} {}", describe(item.data_type())),
+        DataType::List(item) | DataType::LargeList(item) => format!("list of {}", describe(item.data_type())),
         DataType::UInt8 => "u8".into(),
         DataType::UInt16 => "u16".into(),
         DataType::UInt32 => "u32".into(),

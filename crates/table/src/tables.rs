@@ -53,6 +53,23 @@ pub struct MeanImage {
     pub mean: Vec<f64>,
 }
 
+impl MeanImage {
+    /// A content hash of μ: 64-bit FNV-1a ([`stable_hash`](crate::stable_hash)) of the height,
+    /// width and every mean's IEEE-754 bits (little-endian), as 16 hex digits. It depends on the
+    /// values alone, not on how the table was compressed or which program wrote it back, and is
+    /// recorded as `gmrf.mean_hash` in every table centred with this mean (see
+    /// [`check_centred_with_mean`](crate::check_centred_with_mean)).
+    pub fn content_hash(&self) -> String {
+        let mut bytes = Vec::with_capacity(16 + 8 * self.mean.len());
+        bytes.extend_from_slice(&(self.height as u64).to_le_bytes());
+        bytes.extend_from_slice(&(self.width as u64).to_le_bytes());
+        for m in &self.mean {
+            bytes.extend_from_slice(&m.to_bits().to_le_bytes());
+        }
+        format!("{:016x}", crate::stable_hash(&bytes))
+    }
+}
+
 impl Images {
     pub fn len(&self) -> usize {
         self.id.len()
@@ -87,7 +104,7 @@ impl Table for Images {
     }
 
     fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
-        let (id, label, source) = identity_from(&batches);
+        let (id, label, source) = identity_from(path, &batches)?;
         let mut top = Vec::with_capacity(id.len());
         let mut left = Vec::with_capacity(id.len());
         for batch in &batches {
@@ -113,15 +130,23 @@ impl Table for Centred {
     }
 
     fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
-        let (id, label, source) = identity_from(&batches);
+        let (id, label, source) = identity_from(path, &batches)?;
         let x = image_from::<arrow_array::types::Float32Type>(path, meta, &batches, "x")?;
-        if let Some(at) = x.iter().position(|v| !v.is_finite()) {
+        let bound = centred_bound(path, meta)?;
+        if let Some(at) = x.iter().position(|v| !v.is_finite() || v.abs() > bound) {
             let d = meta.pixels();
+            let v = x.as_slice().expect("standard layout")[at];
+            let problem = if v.is_finite() {
+                let v = if v.abs() < 1e6 { v.to_string() } else { format!("{v:e}") };
+                format!("pixel {} is {v}, outside the range of centred values, |x| ≤ {bound}", at % d)
+            } else {
+                format!("pixel {} is {v}, not a finite number", at % d)
+            };
             return Err(TableError::Value {
                 path: path.to_path_buf(),
-                column: "x",
+                column: "x".into(),
                 row: at / d,
-                problem: format!("pixel {} is {}, not a finite number", at % d, x.as_slice().unwrap()[at]),
+                problem,
             });
         }
         Ok(Centred { height: meta.height, width: meta.width, id, label, source, x })
@@ -148,9 +173,9 @@ impl Table for MeanImage {
 
     fn from_batches(path: &Path, meta: &Meta, batches: Vec<RecordBatch>) -> Result<Self, TableError> {
         let mut mean = Vec::with_capacity(meta.pixels());
-        let value = |row: usize, column: &'static str, problem: String| TableError::Value {
+        let value = |row: usize, column: &str, problem: String| TableError::Value {
             path: path.to_path_buf(),
-            column,
+            column: column.into(),
             row,
             problem,
         };
@@ -199,6 +224,61 @@ impl Table for MeanImage {
     }
 }
 
+/// The largest |x| a centred table may hold, from how it was centred (its metadata):
+/// x = (pixel + u)/scale − μ with pixel + u and scale·μ in [0, 256], so |x| ≤ 256/scale for
+/// `noise` `none` and `uniform`; Gaussian noise of standard deviation s adds at most 50·s (a
+/// 50-sigma draw has probability below 1e-500). For a table that does not say how it was
+/// centred, or that applied another transform, |x| ≤ 1000: beyond any centring of 8-bit pixels.
+/// A relative 1e-6 allows for the f32 rounding of x.
+fn centred_bound(path: &Path, meta: &Meta) -> Result<f32, TableError> {
+    const ANY_CENTRING: f64 = 1000.0;
+    let scale = meta.scale(path)?.unwrap_or(256.0);
+    let transformed = meta.param("transform").is_some_and(|t| t != "none");
+    let bound = match meta.param("noise") {
+        _ if transformed => ANY_CENTRING,
+        Some("none" | "uniform") => 256.0 / scale,
+        Some(noise) => match noise.strip_prefix("gaussian(std=").and_then(|s| s.strip_suffix(')')) {
+            Some(std) => match std.parse::<f64>() {
+                Ok(std) if std.is_finite() && std >= 0.0 => 256.0 / scale + 50.0 * std,
+                _ => ANY_CENTRING,
+            },
+            None => ANY_CENTRING,
+        },
+        None => ANY_CENTRING,
+    };
+    Ok((bound * (1.0 + 1e-6)) as f32)
+}
+
+/// Checks that the centred table at `centred_path` (metadata `centred_meta`) was centred with the
+/// mean table at `mean_path`: its recorded `gmrf.mean_hash` must equal `mean`'s
+/// [`content_hash`](MeanImage::content_hash), so tables are tied by content, not by file name.
+pub fn check_centred_with_mean(
+    centred_path: &Path,
+    centred_meta: &Meta,
+    mean_path: &Path,
+    mean: &MeanImage,
+) -> Result<(), TableError> {
+    let problem = |problem: String| TableError::Metadata {
+        path: centred_path.to_path_buf(),
+        key: "gmrf.mean_hash".into(),
+        problem,
+    };
+    let Some(recorded) = centred_meta.param("mean_hash") else {
+        return Err(problem(format!(
+            "missing, so the table cannot be tied to {}: centre it again with `gmrf centre`",
+            mean_path.display()
+        )));
+    };
+    let actual = mean.content_hash();
+    if recorded != actual {
+        return Err(problem(format!(
+            "the table was centred with the mean {recorded}, but {} holds the mean {actual}: give the mean table it was centred with",
+            mean_path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A column of a batch whose type was checked against the contract when the file was opened.
 pub(crate) fn column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> &'a A {
     batch
@@ -220,18 +300,44 @@ fn identity_columns(
     ]
 }
 
+/// The identity columns of an `images` or `centred` table, refusing a null `id` or `source` and an
+/// `id` used twice (an image's noise and its held-out membership are keyed by it).
 #[allow(clippy::type_complexity)]
-fn identity_from(batches: &[RecordBatch]) -> (Vec<u32>, Vec<Option<u8>>, Vec<String>) {
+fn identity_from(
+    path: &Path,
+    batches: &[RecordBatch],
+) -> Result<(Vec<u32>, Vec<Option<u8>>, Vec<String>), TableError> {
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
     let (mut id, mut label, mut source) =
         (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let problem = |column: &str, row: usize, problem: String| TableError::Value {
+        path: path.to_path_buf(),
+        column: column.into(),
+        row,
+        problem,
+    };
     for batch in batches {
-        id.extend_from_slice(column::<UInt32Array>(batch, "id").values());
+        let (ids, sources) = (column::<UInt32Array>(batch, "id"), column::<StringArray>(batch, "source"));
+        for (name, nulls) in [("id", ids.nulls()), ("source", sources.nulls())] {
+            if let Some(k) = nulls.and_then(|n| n.iter().position(|valid| !valid)) {
+                return Err(problem(name, id.len() + k, "null, but every image needs one".into()));
+            }
+        }
+        id.extend_from_slice(ids.values());
         label.extend(column::<UInt8Array>(batch, "label").iter());
-        source
-            .extend(column::<StringArray>(batch, "source").iter().map(|s| s.unwrap_or_default().to_string()));
+        source.extend(sources.iter().map(|s| s.unwrap_or_default().to_string()));
     }
-    (id, label, source)
+    let mut first_row = std::collections::HashMap::with_capacity(id.len());
+    for (row, &i) in id.iter().enumerate() {
+        if let Some(first) = first_row.insert(i, row) {
+            return Err(problem(
+                "id",
+                row,
+                format!("id {i} is also the id of row {first}: ids must be unique"),
+            ));
+        }
+    }
+    Ok((id, label, source))
 }
 
 /// Rows `rows` of an image matrix as a fixed-size-list column.
@@ -265,7 +371,7 @@ pub(crate) fn image_from<T: ArrowPrimitiveType>(
                 (0..list.len()).find(|&k| list.is_null(k) || list.value(k).null_count() > 0).unwrap_or(0);
             return Err(TableError::Value {
                 path: path.to_path_buf(),
-                column: name,
+                column: name.into(),
                 row: row + bad,
                 problem: "null where every image needs all its pixels".into(),
             });
@@ -358,7 +464,12 @@ impl Table for PrecisionEntries {
                 None
             };
             if let Some(problem) = problem {
-                return Err(TableError::Value { path: path.to_path_buf(), column: "value", row: k, problem });
+                return Err(TableError::Value {
+                    path: path.to_path_buf(),
+                    column: "value".into(),
+                    row: k,
+                    problem,
+                });
             }
         }
         Ok(t)

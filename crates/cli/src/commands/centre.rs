@@ -23,6 +23,13 @@ pub fn run(args: CentreArgs) -> anyhow::Result<()> {
         );
     }
 
+    let mut outputs = vec![("--mean", args.mean.as_path()), ("--out", args.out.as_path())];
+    outputs.extend(args.apply_out.iter().map(|p| ("--apply-out", p.as_path())));
+    let mut inputs = vec![("--fit", args.fit.as_path())];
+    inputs.extend(args.apply.iter().map(|p| ("--apply", p.as_path())));
+    inputs.extend(args.config.iter().map(|p| ("--config", p.as_path())));
+    gmrf_table::check_outputs(&outputs, &inputs)?;
+
     // Read and check every input before anything is written.
     let spin = spinner("reading tables");
     let (train, train_meta) = read_images(&args.fit)?;
@@ -45,6 +52,8 @@ pub fn run(args: CentreArgs) -> anyhow::Result<()> {
     spin.finish_and_clear();
 
     let mean = centring.fit_mean(&train).with_context(|| format!("{}", args.fit.display()))?;
+    // Ties every centred table to this mean by content (`gmrf_table::check_centred_with_mean`).
+    let mean_hash = mean.content_hash();
     let run_meta = |stage| {
         Meta::new(stage, train.height, train.width)
             .with("noise", centring.noise.describe())
@@ -53,6 +62,7 @@ pub fn run(args: CentreArgs) -> anyhow::Result<()> {
             .with("fit", file_name(&args.fit))
             .with("n_fit", train.len())
             .with("ingest", train_meta.param("ingest").unwrap_or("unknown"))
+            .with("mean_hash", &mean_hash)
     };
     let mut pending: Vec<PendingFile> = vec![gmrf_table::write(&args.mean, &mean, &run_meta(Stage::Mean))?];
 

@@ -11,6 +11,10 @@ use crate::progress::{Stopwatch, bar, spinner};
 pub fn mnist(args: IngestMnistArgs) -> anyhow::Result<()> {
     let clock = Stopwatch::start("ingest mnist");
     let split = args.split.clone().unwrap_or_else(|| infer_split(&file_name(&args.images)).into());
+    gmrf_table::check_outputs(
+        &[("--out", args.out.as_path())],
+        &[("--images", args.images.as_path()), ("--labels", args.labels.as_path())],
+    )?;
     let spin = spinner("reading IDX files");
     let images = gmrf_ingest::mnist(&args.images, &args.labels, &split)?;
     spin.set_message(format!("writing {}", args.out.display()));
@@ -34,6 +38,16 @@ pub fn mnist(args: IngestMnistArgs) -> anyhow::Result<()> {
 pub fn photos(args: IngestPhotosArgs) -> anyhow::Result<()> {
     let clock = Stopwatch::start("ingest photos");
     let p = resolve(args.params, args.config.as_deref(), "ingest")?;
+    let inputs: Vec<(&str, &std::path::Path)> =
+        args.config.iter().map(|c| ("--config", c.as_path())).collect();
+    gmrf_table::check_outputs(
+        &[
+            ("--train", args.train.as_path()),
+            ("--test", args.test.as_path()),
+            ("--skipped", args.skipped.as_path()),
+        ],
+        &inputs,
+    )?;
     let defaults = PhotoOptions::default();
     let options = PhotoOptions {
         seed: p.seed.unwrap_or(defaults.seed),
