@@ -29,6 +29,7 @@
 //! [`Precision`]: gmrf_model::Precision
 
 mod cg;
+mod checks;
 mod cnce;
 mod contrastive;
 mod error;
@@ -45,6 +46,7 @@ mod sm;
 mod sm_gd;
 mod stats;
 
+pub use checks::{Named, UnknownName};
 pub use cnce::{CnceDiagnostics, CnceOptions, cnce_gradient, cnce_objective, fit_cnce};
 pub use contrastive::{ContrastiveOptions, RunSummary, Standardisation, sigmoid, softplus};
 pub use error::EstimationError;
