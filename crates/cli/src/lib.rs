@@ -19,11 +19,9 @@ pub mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Runs `gmrf` with the process's arguments.
 pub fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
