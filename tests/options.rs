@@ -89,6 +89,8 @@ fn values_of_the_wrong_type_or_name_exit_1_with_one_line_naming_the_flag() {
         // A flag of another method is not one of this method's.
         ("sm", &["--nu", "2"], "unexpected argument '--nu'"),
         ("mle", &["--learning-rate", "0.1"], "unexpected argument '--learning-rate'"),
+        // Only nce and cnce read a held-out table.
+        ("sm", &["--test", "test-centred.parquet"], "unexpected argument '--test'"),
     ];
     for (method, flags, expected) in cases {
         let stderr = refused(method, &nowhere(), flags);

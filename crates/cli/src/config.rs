@@ -97,7 +97,7 @@ pub fn resolve<T: Serialize + DeserializeOwned>(
     match config {
         Some(path) => {
             let pipeline = Pipeline::read(path)?;
-            merge(flags, pipeline.section(name), &format!("{}: [{name}]", pipeline.path().display()))
+            merge(flags, pipeline.section(name), &format!("{}: section [{name}]", pipeline.path().display()))
         }
         None => Ok(flags),
     }

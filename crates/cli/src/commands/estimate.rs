@@ -60,7 +60,7 @@ fn resolve<P: Args + Serialize + DeserializeOwned>(
         None => (args.shared, args.params),
         Some(path) => {
             let pipeline = Pipeline::read(path)?;
-            let place = format!("{}: [estimate]", path.display());
+            let place = format!("{}: section [estimate]", path.display());
             let mut section = pipeline.section("estimate");
             if let Some(named) = section.remove("method")
                 && named.as_str() != Some(method.name())
