@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 use gmrf_estimation::{
-    BarrierWeight, CnceOptions, ContrastiveOptions, MleOptions, NceOptions, RunSummary, SmGdOptions,
+    BarrierWeight, CnceOptions, ContrastiveOptions, Fit, MleOptions, NceOptions, RunSummary, SmGdOptions,
     SmOptions, TraceRow, fit_cnce, fit_mle, fit_nce, fit_sm, fit_sm_gd,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
@@ -164,8 +164,10 @@ impl Training {
         Ok(Some(t.x))
     }
 
-    fn fitted(self, precision: Precision, trace: Vec<TraceRow>) -> Fitted {
-        Fitted { training: self, precision, trace }
+    /// The fit, with what `meta` adds from its diagnostics to the metadata.
+    fn fitted<D>(mut self, fit: Fit<D>, meta: impl FnOnce(Meta, &D) -> Meta) -> Fitted {
+        self.meta = meta(self.meta.clone(), &fit.diagnostics);
+        Fitted { training: self, precision: fit.precision, trace: fit.trace }
     }
 }
 
@@ -203,18 +205,16 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
     let validation = (validation_rows.nrows() > 0).then(|| validation_rows.view());
     let fit =
         fit_sm(fit_rows.view(), validation, &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
-    let d = &fit.diagnostics;
-    t.meta = t
-        .meta
-        .with("n_fit", fit_rows.nrows())
-        .with("n_validation", validation_rows.nrows())
-        .with("seed", run.seed)
-        .with("validation_fraction", fraction)
-        .with("barrier_t", d.chosen_t.map_or("none (unconstrained optimum)".into(), |t| t.to_string()))
-        .with("unconstrained_pd", d.unconstrained_pd)
-        .with("unconstrained_nonpositive_eigenvalues", d.unconstrained_nonpositive_eigenvalues)
-        .with("sm_objective", d.sm_objective);
-    Ok(t.fitted(fit.precision, fit.trace))
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("n_fit", fit_rows.nrows())
+            .with("n_validation", validation_rows.nrows())
+            .with("seed", run.seed)
+            .with("validation_fraction", fraction)
+            .with("barrier_t", d.chosen_t.map_or("none (unconstrained optimum)".into(), |t| t.to_string()))
+            .with("unconstrained_pd", d.unconstrained_pd)
+            .with("unconstrained_nonpositive_eigenvalues", d.unconstrained_nonpositive_eigenvalues)
+            .with("sm_objective", d.sm_objective)
+    }))
 }
 
 fn sm_gd(args: EstimateArgs<SmGdParams>) -> anyhow::Result<Fitted> {
@@ -227,18 +227,16 @@ fn sm_gd(args: EstimateArgs<SmGdParams>) -> anyhow::Result<Fitted> {
         ..defaults
     };
     options.check()?;
-    let mut t = Training::read(&run)?;
+    let t = Training::read(&run)?;
     let fit = fit_sm_gd(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
-    let d = &fit.diagnostics;
-    t.meta = t
-        .meta
-        .with("learning_rate", options.learning_rate)
-        .with("steps", options.steps)
-        .with("gradient", options.gradient)
-        .with("halvings", d.halvings)
-        .with("rejected_steps", d.rejected_steps)
-        .with("sm_objective", d.sm_objective);
-    Ok(t.fitted(fit.precision, fit.trace))
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("learning_rate", options.learning_rate)
+            .with("steps", options.steps)
+            .with("gradient", options.gradient)
+            .with("halvings", d.halvings)
+            .with("rejected_steps", d.rejected_steps)
+            .with("sm_objective", d.sm_objective)
+    }))
 }
 
 fn mle(args: EstimateArgs<MleParams>) -> anyhow::Result<Fitted> {
@@ -246,18 +244,16 @@ fn mle(args: EstimateArgs<MleParams>) -> anyhow::Result<Fitted> {
     let defaults = MleOptions::default();
     let options = MleOptions { tolerance: run.params.tolerance.unwrap_or(defaults.tolerance), ..defaults };
     options.check()?;
-    let mut t = Training::read(&run)?;
+    let t = Training::read(&run)?;
     let fit = fit_mle(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
-    let d = &fit.diagnostics;
-    t.meta = t
-        .meta
-        .with("tolerance", options.tolerance)
-        .with("converged", d.converged)
-        .with("relative_optimality_gap", d.relative_optimality_gap)
-        .with("scaled_optimality_gap", d.scaled_optimality_gap)
-        .with("lbfgs_iterations", d.lbfgs_iterations)
-        .with("newton_steps", d.newton_steps);
-    Ok(t.fitted(fit.precision, fit.trace))
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("tolerance", options.tolerance)
+            .with("converged", d.converged)
+            .with("relative_optimality_gap", d.relative_optimality_gap)
+            .with("scaled_optimality_gap", d.scaled_optimality_gap)
+            .with("lbfgs_iterations", d.lbfgs_iterations)
+            .with("newton_steps", d.newton_steps)
+    }))
 }
 
 fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
@@ -282,21 +278,21 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
     )?;
-    let d = &fit.diagnostics;
-    t.meta = summary_meta(run_meta(t.meta, &options.run), &d.run)
-        .with("normaliser", options.normaliser)
-        .with("noise_kind", options.noise)
-        .with("nu", options.nu)
-        .with("ridge", options.ridge)
-        .with("n_noise", d.n_noise)
-        .with("exact_log_normaliser", d.exact_log_normaliser)
-        .with(
-            "learned_log_normaliser",
-            d.learned_log_normaliser.map_or("none (exact normaliser)".into(), |c| c.to_string()),
-        )
-        .with("final_loss", d.final_loss)
-        .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
-    Ok(t.fitted(fit.precision, fit.trace))
+    Ok(t.fitted(fit, |meta, d| {
+        summary_meta(run_meta(meta, &options.run), &d.run)
+            .with("normaliser", options.normaliser)
+            .with("noise_kind", options.noise)
+            .with("nu", options.nu)
+            .with("ridge", options.ridge)
+            .with("n_noise", d.n_noise)
+            .with("exact_log_normaliser", d.exact_log_normaliser)
+            .with(
+                "learned_log_normaliser",
+                d.learned_log_normaliser.map_or("none (exact normaliser)".into(), |c| c.to_string()),
+            )
+            .with("final_loss", d.final_loss)
+            .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))
+    }))
 }
 
 fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
@@ -319,15 +315,15 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
     )?;
-    let d = &fit.diagnostics;
-    t.meta = summary_meta(run_meta(t.meta, &options.run), &d.run)
-        .with("kappa", options.kappa)
-        .with("sigma", d.sigma)
-        .with("barrier_t", options.barrier)
-        .with("exact_log_normaliser", d.exact_log_normaliser)
-        .with("final_loss", d.final_loss)
-        .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
-    Ok(t.fitted(fit.precision, fit.trace))
+    Ok(t.fitted(fit, |meta, d| {
+        summary_meta(run_meta(meta, &options.run), &d.run)
+            .with("kappa", options.kappa)
+            .with("sigma", d.sigma)
+            .with("barrier_t", options.barrier)
+            .with("exact_log_normaliser", d.exact_log_normaliser)
+            .with("final_loss", d.final_loss)
+            .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))
+    }))
 }
 
 /// Checks the fit, writes `precision.parquet` and `trace.parquet` together, and prints the summary.
