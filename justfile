@@ -48,9 +48,9 @@ mnist-prepare: mnist-data build
     {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist/test.parquet
     {{gmrf}} centre --config pipelines/mnist.toml --fit runs/mnist/train.parquet --mean runs/mnist/mean.parquet --out runs/mnist/train-centred.parquet --apply runs/mnist/test.parquet --apply-out runs/mnist/test-centred.parquet
 
-# Fit Λθ to all of MNIST with pipeline PIPELINE (pipelines/PIPELINE.toml) into runs/PIPELINE/.
-estimate PIPELINE *FLAGS: mnist-prepare
-    {{gmrf}} estimate --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --out runs/{{PIPELINE}} {{FLAGS}}
+# Fit Λθ by METHOD to all of MNIST with pipeline PIPELINE (pipelines/PIPELINE.toml) into runs/PIPELINE/.
+estimate METHOD PIPELINE *FLAGS: mnist-prepare
+    {{gmrf}} estimate {{METHOD}} --config pipelines/{{PIPELINE}}.toml --train runs/mnist/train-centred.parquet --out runs/{{PIPELINE}} {{FLAGS}}
 
 # Score the fit in runs/PIPELINE/ on the test table in DATA (default: MNIST's); report.md beside it.
 evaluate PIPELINE DATA="runs/mnist":
@@ -58,13 +58,13 @@ evaluate PIPELINE DATA="runs/mnist":
     @echo "report: runs/{{PIPELINE}}/report.md"
 
 # Exact positive definite score matching on all of MNIST (4 neighbours) → runs/mnist-sm/report.md.
-mnist-sm *FLAGS: (estimate "mnist-sm" FLAGS) (evaluate "mnist-sm")
+mnist-sm *FLAGS: (estimate "sm" "mnist-sm" FLAGS) (evaluate "mnist-sm")
 
 # Masked maximum likelihood, the reference, on all of MNIST → runs/mnist-mle/report.md.
-mnist-mle *FLAGS: (estimate "mnist-mle" FLAGS) (evaluate "mnist-mle")
+mnist-mle *FLAGS: (estimate "mle" "mnist-mle" FLAGS) (evaluate "mnist-mle")
 
 # The original homework's gradient-descent score matching on all of MNIST → runs/mnist-sm-gd/.
-mnist-sm-gd *FLAGS: (estimate "mnist-sm-gd" FLAGS) (evaluate "mnist-sm-gd")
+mnist-sm-gd *FLAGS: (estimate "sm-gd" "mnist-sm-gd" FLAGS) (evaluate "mnist-sm-gd")
 
 # Every estimator with 4 and 8 neighbours on all of MNIST, one report: runs/mnist-compare/report.md.
 mnist-compare: mnist-prepare
@@ -73,7 +73,7 @@ mnist-compare: mnist-prepare
     models=()
     for method in {{compare_methods}}; do
       for n in 4 8; do
-        {{gmrf}} estimate --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist/train-centred.parquet --out runs/mnist-compare/$method-$n
+        {{gmrf}} estimate $method --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist/train-centred.parquet --out runs/mnist-compare/$method-$n
         models+=(--model "$method-$n=runs/mnist-compare/$method-$n")
       done
     done
@@ -100,12 +100,12 @@ flickr-prepare ROOT PIPELINE="flickr-sm": build
 
 # Exact positive definite score matching on photo patches (ROOT: Flickr30k's folder) → runs/flickr-sm/report.md.
 flickr-sm ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-sm")
-    {{gmrf}} estimate --config pipelines/flickr-sm.toml --train runs/flickr-sm/train-centred.parquet --out runs/flickr-sm {{FLAGS}}
+    {{gmrf}} estimate sm --config pipelines/flickr-sm.toml --train runs/flickr-sm/train-centred.parquet --out runs/flickr-sm {{FLAGS}}
     @just evaluate flickr-sm runs/flickr-sm
 
 # Noise-contrastive estimation on photo patches (ROOT: Flickr30k's folder) → runs/flickr-nce/report.md.
 flickr-nce ROOT=flickr_dir *FLAGS: (flickr-prepare ROOT "flickr-nce")
-    {{gmrf}} estimate --config pipelines/flickr-nce.toml --train runs/flickr-nce/train-centred.parquet --out runs/flickr-nce {{FLAGS}}
+    {{gmrf}} estimate nce --config pipelines/flickr-nce.toml --train runs/flickr-nce/train-centred.parquet --out runs/flickr-nce {{FLAGS}}
     @just evaluate flickr-nce runs/flickr-nce
 
 # Ingest and centre MNIST with the original's Gaussian pixel noise (std 0.01) into runs/mnist-gaussian/.
@@ -116,14 +116,14 @@ mnist-prepare-gaussian: mnist-data build
     {{gmrf}} centre --config pipelines/mnist-nce-original.toml --fit runs/mnist-gaussian/train.parquet --mean runs/mnist-gaussian/mean.parquet --out runs/mnist-gaussian/train-centred.parquet --apply runs/mnist-gaussian/test.parquet --apply-out runs/mnist-gaussian/test-centred.parquet
 
 # Noise-contrastive estimation (8 neighbours, Adam, minibatches) on all of MNIST → runs/mnist-nce/report.md.
-mnist-nce *FLAGS: (estimate "mnist-nce" FLAGS) (evaluate "mnist-nce")
+mnist-nce *FLAGS: (estimate "nce" "mnist-nce" FLAGS) (evaluate "mnist-nce")
 
 # Conditional NCE (8 neighbours, κ noisy copies per image) on all of MNIST → runs/mnist-cnce/report.md.
-mnist-cnce *FLAGS: (estimate "mnist-cnce" FLAGS) (evaluate "mnist-cnce")
+mnist-cnce *FLAGS: (estimate "cnce" "mnist-cnce" FLAGS) (evaluate "mnist-cnce")
 
 # NCE with the original homework's settings (RMSprop 1e-3, batches of 100, ν = 1, Gaussian pixel noise) into runs/mnist-nce-original/.
 mnist-nce-original *FLAGS: mnist-prepare-gaussian
-    {{gmrf}} estimate --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
+    {{gmrf}} estimate nce --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
     @just evaluate mnist-nce-original runs/mnist-gaussian
 
 # Run every test (unit, end-to-end, snapshots), then the formatting and lint checks.

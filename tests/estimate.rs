@@ -46,12 +46,11 @@ fn estimate_with(
     let train = prepared().join("train-centred.parquet");
     let args: Vec<std::ffi::OsString> = vec![
         "estimate".into(),
+        method.into(),
         "--train".into(),
         train.into(),
         "--out".into(),
         out.path().into(),
-        "--method".into(),
-        method.into(),
         "--neighbourhood".into(),
         neighbourhood.into(),
         "--seed".into(),
@@ -271,15 +270,14 @@ fn original_noise_is_refused_with_its_eigenvalue_count_and_leaves_no_file() {
     let train = prepared().join("train-centred.parquet");
     let stderr = common::fails(common::gmrf([
         "estimate".as_ref(),
+        "nce".as_ref(),
         "--train".as_ref(),
         train.as_os_str(),
         "--out".as_ref(),
         out.path().as_os_str(),
-        "--method".as_ref(),
-        "nce".as_ref(),
         "--noise".as_ref(),
         "original".as_ref(),
-    ] as [&std::ffi::OsStr; 9]));
+    ] as [&std::ffi::OsStr; 8]));
     assert!(stderr.contains("eigenvalues ≤ 0") && stderr.contains("has no density"), "{stderr}");
     assert!(common::files_in(out.path()).is_empty(), "{:?}", common::files_in(out.path()));
 }

@@ -31,9 +31,8 @@ fn fit(dir: &Path, neighbourhoods: &[&str]) {
     for n in neighbourhoods {
         let train = dir.join("train-centred.parquet");
         let out = dir.join(format!("mle-{n}"));
-        let args: [&std::ffi::OsStr; 8] = [
+        let args: [&std::ffi::OsStr; 7] = [
             "estimate".as_ref(),
-            "--method".as_ref(),
             "mle".as_ref(),
             "--neighbourhood".as_ref(),
             n.as_ref(),

@@ -41,6 +41,7 @@ fn bsds500_patches_fit_a_positive_definite_sm_model_whose_samples_look_like_the_
     ]));
     ok(common::gmrf([
         "estimate",
+        "sm",
         "--config",
         &config,
         "--train",

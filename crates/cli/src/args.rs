@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use gmrf_estimation::{
+    BarrierWeight, CnceOptions, ContrastiveOptions, GdGradient, MleOptions, Named, NceOptions,
+    NoiseKind as NceNoise, Normaliser, OptimiserKind, Schedule, SmGdOptions,
+};
+use gmrf_model::Neighbourhood;
+use serde::{Deserialize, Serialize};
 
 /// Gaussian Markov random field models of images.
 ///
@@ -24,18 +29,14 @@ pub enum Command {
     Ingest(Ingest),
     /// Fit the mean image on a training table; write centred, dequantised tables.
     Centre(CentreArgs),
-    /// Fit a sparse precision matrix Λθ to a `centred` table; write `precision` and `trace`.
+    /// Fit a sparse precision matrix Λθ to a `centred` table by one method; write `precision` and
+    /// `trace`.
     ///
-    /// Methods: `sm`, exact score matching kept positive definite (the unconstrained optimum
-    /// when it is positive definite, else a log-barrier path whose weight is chosen by held-out
-    /// likelihood on a validation split of the training table); `sm-gd`, the original homework's
-    /// fixed-step gradient descent; `mle`, masked maximum likelihood (the reference); `nce`,
-    /// noise-contrastive estimation (logistic discrimination of the data from ν times as many
-    /// samples of a Gaussian noise); `cnce`, conditional NCE (discrimination of each image from κ
-    /// noisy copies of itself, which needs no normaliser). nce and cnce run a first-order
-    /// optimiser on minibatches in standardised coordinates (pixels scaled to unit variance; Λθ
-    /// is written in the original units) and keep Λθ positive definite at every step.
-    Estimate(EstimateArgs),
+    /// `gmrf estimate METHOD --help` lists that method's flags. With --config, the pipeline file's
+    /// `[estimate]` section gives `method` (which must name METHOD) and that method's keys; flags
+    /// override it. Every option is checked before any input is read.
+    #[command(subcommand)]
+    Estimate(Estimate),
     /// Score fitted models on held-out data; write metrics, per-image scores, samples, figures and
     /// a report.
     ///
@@ -94,7 +95,7 @@ pub struct IngestPhotosArgs {
 }
 
 /// Parameters of `gmrf ingest photos`, from flags or from a pipeline file's `[ingest]` section.
-#[derive(Debug, Default, Args, Deserialize)]
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhotoParams {
     /// Seed of the tile choice and of the train/test split [default: 0]. Same seed and photos:
@@ -164,7 +165,7 @@ pub struct CentreArgs {
 }
 
 /// Parameters of `gmrf centre`, from flags or from a pipeline file's `[centre]` section.
-#[derive(Debug, Default, Args, Deserialize)]
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CentreParams {
     /// Seed of the pixel noise [default: 0]. Same seed and input: the same bytes out.
@@ -180,27 +181,12 @@ pub struct CentreParams {
     pub noise_std: Option<f64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     Uniform,
     None,
     Gaussian,
-}
-
-#[derive(Debug, Args)]
-pub struct EstimateArgs {
-    /// Training `centred` table.
-    #[arg(long, value_name = "TRAIN-CENTRED.parquet")]
-    pub train: PathBuf,
-    /// Output folder: `precision.parquet` and `trace.parquet` are written there.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Pipeline parameters (`pipelines/*.toml`, section `[estimate]`); flags override them.
-    #[arg(long, value_name = "FILE.toml")]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub params: EstimateParams,
 }
 
 #[derive(Debug, Args)]
@@ -230,7 +216,7 @@ pub struct EvaluateArgs {
 }
 
 /// Parameters of `gmrf evaluate`, from flags or from a pipeline file's `[evaluate]` section.
-#[derive(Debug, Default, Args, Deserialize)]
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateParams {
     /// The report's title [default: the output folder's name].
@@ -247,134 +233,29 @@ pub struct EvaluateParams {
     pub seed: Option<u64>,
 }
 
-/// Parameters of `gmrf estimate`, from flags or from a pipeline file's `[estimate]` section.
-#[derive(Debug, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EstimateParams {
-    /// Estimator [default: sm].
-    #[arg(long, value_enum)]
-    pub method: Option<Method>,
-    /// Neighbourhood pattern of Λθ: `4`, `8`, or `r<radius>` (every offset within that
-    /// Euclidean radius) [default: 4].
-    #[arg(long, value_name = "4|8|rR")]
-    pub neighbourhood: Option<String>,
-    /// Seed of the validation split (sm), and of the noise and minibatch order (nce, cnce)
-    /// [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// sm: fraction of training images held out to choose the barrier weight t, split by a
-    /// stable hash of (seed, source, id) [default: 0.1].
-    #[arg(long, value_name = "F")]
-    pub validation_fraction: Option<f64>,
-    /// sm: use this barrier weight t instead of choosing it on the validation split. cnce: weight
-    /// t of the log-barrier −(t/d) log|Λ| added to the loss, which keeps the fit off the boundary
-    /// of positive definiteness (plain cNCE runs into it on MNIST) [default: 0].
-    #[arg(long, value_name = "T")]
-    pub barrier_t: Option<f64>,
-    /// sm: smallest barrier weight tried when choosing t by validation [default: 1e-3].
-    #[arg(long, value_name = "T")]
-    pub t_min: Option<f64>,
-    /// sm: stop following the barrier path once the validation nll has risen for this many
-    /// consecutive stages (t falls tenfold per stage) [default: 1].
-    #[arg(long, value_name = "N")]
-    pub patience: Option<usize>,
-    /// sm-gd: learning rate [default: 1e-3]. nce, cnce: initial learning rate in standardised
-    /// coordinates [default: 0.1].
-    #[arg(long, value_name = "ETA")]
-    pub learning_rate: Option<f64>,
-    /// sm-gd: number of full-batch steps [default: 500]. nce, cnce: number of optimiser steps
-    /// (one per minibatch) [default: 1000].
-    #[arg(long, value_name = "N")]
-    pub steps: Option<u32>,
-    /// sm-gd: `symmetrised` gradient ½(SΛ + ΛS) − I, or the `original` code's upper triangle of
-    /// ΛS − I copied to the lower (a different fixed point) [default: symmetrised].
-    #[arg(long, value_enum)]
-    pub gradient: Option<GradientKind>,
-    /// mle: stop when |(Λ⁻¹ − S)ᵢⱼ| < TOL · √(SᵢᵢSⱼⱼ) on every entry of the pattern, which
-    /// implies max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ| [default: 1e-6].
-    /// nce, cnce: stop when a step changes θ by less than TOL · ‖θ‖ [default: 0, run all
-    /// --steps].
-    #[arg(long, value_name = "TOL")]
-    pub tolerance: Option<f64>,
-    /// nce: the model's log-normaliser, `exact` (½ log|Λ| − (d/2) log 2π from the Cholesky
-    /// factor) or `learned` (a free parameter c beside Λ, the classic NCE for unnormalised
-    /// models; reported next to the exact value) [default: exact].
-    #[arg(long, value_enum)]
-    pub normaliser: Option<NormaliserKind>,
-    /// nce: the noise density, a zero-mean Gaussian fitted to the training data: `full`
-    /// covariance S (plus a small ridge), `diagonal` (diag S), `isotropic` (mean variance times
-    /// I), or `original`, the homework's N(0, (M ⊙ S⁻¹)⁻¹), refused when M ⊙ S⁻¹ is not positive
-    /// definite (as on MNIST) [default: full].
-    #[arg(long, value_enum)]
-    pub noise: Option<NceNoise>,
-    /// nce: noise samples per data sample, ν [default: 1].
-    #[arg(long, value_name = "NU")]
-    pub nu: Option<f64>,
-    /// nce, cnce: `adam` (default), `rmsprop` (the original's) or `gd` (fixed-rate gradient
-    /// descent).
-    #[arg(long, value_enum)]
-    pub optimiser: Option<OptimiserName>,
-    /// nce, cnce: learning-rate schedule, `cosine` decay to 0 over --steps, or `constant`
-    /// [default: cosine].
-    #[arg(long, value_enum)]
-    pub schedule: Option<ScheduleName>,
-    /// nce, cnce: training images per step; nce adds ν times as many noise samples; 0 for full
-    /// batch [default: 2000].
-    #[arg(long, value_name = "B")]
-    pub batch_size: Option<usize>,
-    /// nce, cnce: draw the noise afresh at every epoch (pass over the training images) instead of
-    /// once per fit.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub noise_per_epoch: Option<bool>,
-    /// cnce: noisy copies per training image, κ [default: 4].
-    #[arg(long, value_name = "K")]
-    pub kappa: Option<u32>,
-    /// cnce: standard deviation of the copies' noise, as a fraction of each pixel's standard
-    /// deviation [default: 2/√d, 0.071 for 28x28: at the start G(x, y) ~ N(2, 4)].
-    #[arg(long, value_name = "S")]
-    pub sigma: Option<f64>,
-    /// nce, cnce: a `centred` test table (centred with the training mean) whose loss is written
-    /// to the trace every --trace-every steps.
-    #[arg(long, value_name = "TEST-CENTRED.parquet")]
-    pub test: Option<std::path::PathBuf>,
-    /// nce, cnce: held-out loss every this many steps, and at the last [default: 50].
-    #[arg(long, value_name = "K")]
-    pub trace_every: Option<u32>,
+/// The methods of `gmrf estimate`, one subcommand each.
+#[derive(Debug, Subcommand)]
+pub enum Estimate {
+    /// Exact score matching kept positive definite: the unconstrained optimum when it is positive
+    /// definite, else a log-barrier path whose weight t is chosen by held-out likelihood on a
+    /// validation split of the training table (or fixed by --barrier-t).
+    Sm(EstimateArgs<SmParams>),
+    /// The original homework's score matching: fixed-step, full-batch gradient descent.
+    SmGd(EstimateArgs<SmGdParams>),
+    /// Masked maximum likelihood (covariance selection), the reference: L-BFGS, then Newton-CG.
+    Mle(EstimateArgs<MleParams>),
+    /// Noise-contrastive estimation: logistic discrimination of the data from ν times as many
+    /// samples of a Gaussian noise, by a first-order optimiser on minibatches in standardised
+    /// coordinates (pixels scaled to unit variance; Λθ is written in the original units), Λθ
+    /// kept positive definite at every step.
+    Nce(EstimateArgs<NceParams>),
+    /// Conditional NCE: discrimination of each image from κ noisy copies of itself, which needs
+    /// no normaliser; optimised as nce is.
+    Cnce(EstimateArgs<CnceParams>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NormaliserKind {
-    Exact,
-    Learned,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NceNoise {
-    Full,
-    Diagonal,
-    Isotropic,
-    Original,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimiserName {
-    Gd,
-    Rmsprop,
-    Adam,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleName {
-    Constant,
-    Cosine,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The estimators, by the names of their subcommands and of `method` in a pipeline file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Sm,
     SmGd,
@@ -384,6 +265,8 @@ pub enum Method {
 }
 
 impl Method {
+    pub const ALL: [Method; 5] = [Method::Sm, Method::SmGd, Method::Mle, Method::Nce, Method::Cnce];
+
     pub fn name(self) -> &'static str {
         match self {
             Method::Sm => "sm",
@@ -393,11 +276,354 @@ impl Method {
             Method::Cnce => "cnce",
         }
     }
+
+    /// The pipeline-file keys (flag names with `_` for `-`) of this method's own options.
+    pub fn keys(self) -> Vec<String> {
+        match self {
+            Method::Sm => keys::<SmParams>(),
+            Method::SmGd => keys::<SmGdParams>(),
+            Method::Mle => keys::<MleParams>(),
+            Method::Nce => keys::<NceParams>(),
+            Method::Cnce => keys::<CnceParams>(),
+        }
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GradientKind {
-    Symmetrised,
-    Original,
+/// The ids of the arguments that `T` declares: its field names, which are the pipeline keys.
+pub fn keys<T: Args>() -> Vec<String> {
+    T::augment_args(clap::Command::new("keys")).get_arguments().map(|a| a.get_id().to_string()).collect()
+}
+
+/// The inputs and outputs of `gmrf estimate METHOD`, the options every method shares, and the
+/// method's own options `P`.
+#[derive(Debug, Args)]
+pub struct EstimateArgs<P: Args> {
+    /// Training `centred` table.
+    #[arg(long, value_name = "TRAIN-CENTRED.parquet")]
+    pub train: PathBuf,
+    /// Output folder: `precision.parquet` and `trace.parquet` are written there.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Pipeline parameters (`pipelines/*.toml`, section `[estimate]`); flags override them.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub shared: SharedParams,
+    #[command(flatten)]
+    pub params: P,
+}
+
+/// The neighbourhood of a fit when neither a flag nor the pipeline file names one.
+pub const DEFAULT_NEIGHBOURHOOD: Neighbourhood = Neighbourhood::Four;
+/// The seed of a fit when neither a flag nor the pipeline file gives one.
+pub const DEFAULT_SEED: u64 = 0;
+/// `sm`'s validation fraction when neither a flag nor the pipeline file gives one.
+pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.1;
+
+/// Options of every method.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedParams {
+    /// Neighbourhood pattern of Λθ: `4`, `8`, or `r<radius>` (every offset within that
+    /// Euclidean radius).
+    #[arg(long, value_name = "4|8|rR")]
+    #[serde(default, with = "crate::config::text")]
+    pub neighbourhood: Option<Neighbourhood>,
+    /// Seed of everything random in the fit (sm: the validation split; nce, cnce: the noise and
+    /// the minibatch order). Same seed and input: the same bytes out on any number of threads.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Options of `gmrf estimate sm`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmParams {
+    /// Fraction of training images held out to choose the barrier weight t, split by a stable
+    /// hash of (seed, source, id); in [0, 1).
+    #[arg(long, value_name = "F")]
+    pub validation_fraction: Option<f64>,
+    /// Use this barrier weight t instead of choosing it on the validation split.
+    #[arg(long, value_name = "T")]
+    pub barrier_t: Option<f64>,
+    /// Smallest barrier weight tried when choosing t by validation.
+    #[arg(long, value_name = "T")]
+    pub t_min: Option<f64>,
+    /// Stop following the barrier path once the validation nll has risen for this many
+    /// consecutive stages (t falls tenfold per stage).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+}
+
+/// Options of `gmrf estimate sm-gd`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmGdParams {
+    /// Learning rate η.
+    #[arg(long, value_name = "ETA")]
+    pub learning_rate: Option<f64>,
+    /// Number of full-batch steps.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u32>,
+    /// `symmetrised` gradient ½(SΛ + ΛS) − I, or the `original` code's upper triangle of ΛS − I
+    /// copied to the lower (a different fixed point).
+    #[arg(long, value_parser = named::<GdGradient>())]
+    #[serde(default, with = "crate::config::text")]
+    pub gradient: Option<GdGradient>,
+}
+
+/// Options of `gmrf estimate mle`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MleParams {
+    /// Stop when |(Λ⁻¹ − S)ᵢⱼ| < TOL · √(SᵢᵢSⱼⱼ) on every entry of the pattern, which implies
+    /// max |(Λ⁻¹ − S)ᵢⱼ| < TOL · max |Sᵢⱼ|.
+    #[arg(long, value_name = "TOL")]
+    pub tolerance: Option<f64>,
+}
+
+/// Options of `gmrf estimate nce`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+pub struct NceParams {
+    /// The model's log-normaliser: `exact` (½ log|Λ| − (d/2) log 2π from the Cholesky factor) or
+    /// `learned` (a free parameter c beside Λ, the classic NCE for unnormalised models; reported
+    /// next to the exact value).
+    #[arg(long, value_parser = named::<Normaliser>())]
+    #[serde(default, with = "crate::config::text")]
+    pub normaliser: Option<Normaliser>,
+    /// The noise density, a zero-mean Gaussian fitted to the training data: `full` covariance S
+    /// (plus a small ridge), `diagonal` (diag S), `isotropic` (mean variance times I), or
+    /// `original`, the homework's N(0, (M ⊙ S⁻¹)⁻¹), refused when M ⊙ S⁻¹ is not positive
+    /// definite (as on MNIST).
+    #[arg(long, value_parser = named::<NceNoise>())]
+    #[serde(default, with = "crate::config::text")]
+    pub noise: Option<NceNoise>,
+    /// Noise samples per data sample, ν.
+    #[arg(long, value_name = "NU")]
+    pub nu: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: ContrastiveParams,
+}
+
+/// Options of `gmrf estimate cnce`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+pub struct CnceParams {
+    /// Noisy copies per training image, κ.
+    #[arg(long, value_name = "K")]
+    pub kappa: Option<u32>,
+    /// Standard deviation of the copies' noise, as a fraction of each pixel's standard deviation
+    /// [default: 2/√d, 0.071 for 28x28: at the start G(x, y) ~ N(2, 4)].
+    #[arg(long, value_name = "S")]
+    pub sigma: Option<f64>,
+    /// Weight t of the log-barrier −(t/d) log|Λ| added to the loss, which keeps the fit off the
+    /// boundary of positive definiteness (plain cNCE runs into it on MNIST).
+    #[arg(long, value_name = "T")]
+    pub barrier_t: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: ContrastiveParams,
+}
+
+/// The optimiser options that `nce` and `cnce` share.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+pub struct ContrastiveParams {
+    /// Update rule: `adam`, `rmsprop` (the original's) or `gd` (fixed-rate gradient descent).
+    #[arg(long, value_parser = named::<OptimiserKind>())]
+    #[serde(default, with = "crate::config::text")]
+    pub optimiser: Option<OptimiserKind>,
+    /// Learning-rate schedule: `cosine` decay to 0 over --steps, or `constant`.
+    #[arg(long, value_parser = named::<Schedule>())]
+    #[serde(default, with = "crate::config::text")]
+    pub schedule: Option<Schedule>,
+    /// Initial learning rate, in standardised coordinates.
+    #[arg(long, value_name = "ETA")]
+    pub learning_rate: Option<f64>,
+    /// Number of optimiser steps (one per minibatch).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u32>,
+    /// Stop when a step changes θ by less than TOL · ‖θ‖ (0: run all --steps).
+    #[arg(long, value_name = "TOL")]
+    pub tolerance: Option<f64>,
+    /// Training images per step (nce adds ν times as many noise samples); 0 for full batch.
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Draw the noise afresh at every epoch (pass over the training images) instead of once per
+    /// fit.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub noise_per_epoch: Option<bool>,
+    /// A `centred` test table (centred with the training mean) whose loss is written to the trace
+    /// every --trace-every steps.
+    #[arg(long, value_name = "TEST-CENTRED.parquet")]
+    pub test: Option<PathBuf>,
+    /// Held-out loss every this many steps, and at the last.
+    #[arg(long, value_name = "K")]
+    pub trace_every: Option<u32>,
+}
+
+/// A parser of a [`Named`] library enum that lists its names in `--help` and in errors.
+fn named<T: Named + Clone + Send + Sync>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::NAMES.iter().map(|(_, name)| *name)).map(|name| {
+        T::NAMES.iter().find(|(_, n)| *n == name).expect("PossibleValuesParser admits only these names").0
+    })
+}
+
+/// `[default: …]` of the estimate flags whose default is a library `Default`, for `--help`:
+/// (method, flag id, value).
+fn estimate_defaults() -> Vec<(Method, &'static str, String)> {
+    let (sm_gd, mle, nce, cnce) =
+        (SmGdOptions::default(), MleOptions::default(), NceOptions::default(), CnceOptions::default());
+    let run = ContrastiveOptions::default();
+    let mut defaults = vec![
+        (Method::Sm, "validation_fraction", DEFAULT_VALIDATION_FRACTION.to_string()),
+        (Method::Sm, "t_min", BarrierWeight::DEFAULT_T_MIN.to_string()),
+        (Method::Sm, "patience", BarrierWeight::DEFAULT_PATIENCE.to_string()),
+        (Method::SmGd, "learning_rate", sm_gd.learning_rate.to_string()),
+        (Method::SmGd, "steps", sm_gd.steps.to_string()),
+        (Method::SmGd, "gradient", sm_gd.gradient.to_string()),
+        (Method::Mle, "tolerance", mle.tolerance.to_string()),
+        (Method::Nce, "normaliser", nce.normaliser.to_string()),
+        (Method::Nce, "noise", nce.noise.to_string()),
+        (Method::Nce, "nu", nce.nu.to_string()),
+        (Method::Cnce, "kappa", cnce.kappa.to_string()),
+        (Method::Cnce, "barrier_t", cnce.barrier.to_string()),
+    ];
+    for method in [Method::Nce, Method::Cnce] {
+        defaults.extend([
+            (method, "optimiser", run.optimiser.to_string()),
+            (method, "schedule", run.schedule.to_string()),
+            (method, "learning_rate", run.learning_rate.to_string()),
+            (method, "steps", run.steps.to_string()),
+            (method, "tolerance", run.tolerance.to_string()),
+            (method, "batch_size", run.batch_size.to_string()),
+            (method, "trace_every", run.trace_every.to_string()),
+        ]);
+    }
+    for method in Method::ALL {
+        defaults.push((method, "neighbourhood", DEFAULT_NEIGHBOURHOOD.to_string()));
+        defaults.push((method, "seed", DEFAULT_SEED.to_string()));
+    }
+    defaults
+}
+
+/// Appends ` [default: VALUE]` to an argument's help texts.
+fn show_default(arg: clap::Arg, value: &str) -> clap::Arg {
+    let help = arg.get_help().map(|h| format!("{h} [default: {value}]"));
+    let long_help = arg.get_long_help().map(|h| format!("{h} [default: {value}]"));
+    let arg = match help {
+        Some(help) => arg.help(help),
+        None => arg,
+    };
+    match long_help {
+        Some(long_help) => arg.long_help(long_help),
+        None => arg,
+    }
+}
+
+/// Lets every option that takes a value take a negative number (`--learning-rate -0.1` reaches
+/// the option checks, which name the option), in `command` and all its subcommands. A real-valued
+/// option takes any value that starts with `-`, as clap's notion of a negative number leaves out
+/// `-1e-3`, `-inf` and `-NaN`; its parser then refuses what is not a number, naming the option.
+fn allow_negative_numbers(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if arg.get_value_parser().type_id() == std::any::TypeId::of::<f64>() {
+                arg.allow_hyphen_values(true)
+            } else if arg.get_action().takes_values() {
+                arg.allow_negative_numbers(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(allow_negative_numbers)
+}
+
+/// The `gmrf` command: [`Cli`], with negative numbers allowed as values and the estimate flags'
+/// library defaults in their help.
+pub fn command() -> clap::Command {
+    let mut command = allow_negative_numbers(Cli::command());
+    for (method, id, value) in estimate_defaults() {
+        command = command.mut_subcommand("estimate", |estimate| {
+            estimate.mut_subcommand(method.name(), |sub| sub.mut_arg(id, |arg| show_default(arg, &value)))
+        });
+    }
+    command
+}
+
+/// Parses the process's arguments. A usage error is one line (`error: ` and clap's message,
+/// which names the flag) with exit code 1; `--help` and `--version` print and exit 0.
+pub fn parse() -> Cli {
+    let parsed = command().try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    match parsed {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        // `gmrf estimate` alone: the help, which lists the methods.
+        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", error.render());
+            std::process::exit(1);
+        }
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error.render().to_string()));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Clap's message without its usage and tips: the lines before the first blank one, joined.
+fn one_line(message: &str) -> String {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    message.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_consistent_and_every_shown_default_names_a_flag_of_its_method() {
+        // clap's own checks of the declarations, and `mut_arg` of an undeclared id would panic.
+        command().debug_assert();
+        for (method, id, _) in estimate_defaults() {
+            assert!(
+                method.keys().contains(&id.to_string()) || keys::<SharedParams>().contains(&id.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn negative_numbers_parse_as_values_of_every_subcommand() {
+        let cli = command()
+            .try_get_matches_from(["gmrf", "estimate", "nce", "--train", "t", "--out", "o", "--nu", "-2"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&cli).unwrap();
+        let Command::Estimate(Estimate::Nce(args)) = cli.command else { panic!("{cli:?}") };
+        assert_eq!(args.params.nu, Some(-2.0));
+        let nce = [
+            "gmrf",
+            "estimate",
+            "nce",
+            "--train",
+            "t",
+            "--out",
+            "o",
+            "--learning-rate",
+            "-1e-3",
+            "--steps",
+            "-1",
+        ];
+        let error = command().try_get_matches_from(nce).unwrap_err().render().to_string();
+        assert!(error.contains("invalid value '-1' for '--steps <N>'"), "{error}");
+        let centre = ["gmrf", "centre", "--fit", "f", "--mean", "m", "--out", "o", "--noise-std", "-1"];
+        let cli = Cli::from_arg_matches(&command().try_get_matches_from(centre).unwrap()).unwrap();
+        let Command::Centre(args) = cli.command else { panic!("{cli:?}") };
+        assert_eq!(args.params.noise_std, Some(-1.0));
+    }
+
+    #[test]
+    fn clap_errors_become_one_line_without_usage_or_tips() {
+        let message =
+            "error: the following required arguments were not provided:\n  --train <T>\n\nUsage: x\n";
+        assert_eq!(one_line(message), "the following required arguments were not provided: --train <T>");
+    }
 }

@@ -19,11 +19,9 @@ pub mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Runs `gmrf` with the process's arguments.
 pub fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     // Ctrl-C or SIGTERM removes the unfinished outputs; the previous ones stay as they were.
     gmrf_table::remove_temporaries_on_signals();
     match commands::run(cli) {

@@ -36,6 +36,7 @@
 //!
 //! [`Precision`]: gmrf_model::Precision
 
+mod checks;
 mod error;
 mod fit;
 pub mod method;
@@ -43,6 +44,7 @@ pub mod moments;
 pub mod objective;
 pub mod solve;
 
+pub use checks::{Named, UnknownName};
 pub use error::EstimationError;
 pub use fit::{Fit, Progress, TraceRow};
 pub use method::cnce::{CnceDiagnostics, CnceOptions, fit_cnce};

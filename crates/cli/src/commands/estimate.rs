@@ -1,228 +1,357 @@
-//! `gmrf estimate`: fit Λθ to a `centred` table, write its `precision` and `trace` tables.
+//! `gmrf estimate METHOD`: fit Λθ to a `centred` table, write its `precision` and `trace` tables.
+//!
+//! Each method resolves its parameters (flags over the pipeline file), builds and checks its
+//! library options before any work, reads the training table, fits, and hands a [`Fitted`] to the
+//! one writer, [`write`].
 
-use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use clap::Args;
 use gmrf_estimation::{
-    BarrierWeight, CnceOptions, ContrastiveOptions, GdGradient, MleOptions, NceOptions, NoiseKind,
-    Normaliser, OptimiserKind, RunSummary, Schedule, SmGdOptions, SmOptions, fit_cnce, fit_mle, fit_nce,
-    fit_sm, fit_sm_gd,
+    BarrierWeight, CnceOptions, ContrastiveOptions, Fit, MleOptions, NceOptions, RunSummary, SmGdOptions,
+    SmOptions, TraceRow, fit_cnce, fit_mle, fit_nce, fit_sm, fit_sm_gd,
 };
-use gmrf_model::{Neighbourhood, Pattern};
+use gmrf_model::{Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, Meta, Stage, Trace};
+use indicatif::ProgressBar;
 use ndarray::{Array2, Axis};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::file_name;
 use crate::args::{
-    EstimateArgs, EstimateParams, GradientKind, Method, NceNoise, NormaliserKind, OptimiserName, ScheduleName,
+    CnceParams, ContrastiveParams, DEFAULT_NEIGHBOURHOOD, DEFAULT_SEED, DEFAULT_VALIDATION_FRACTION,
+    Estimate, EstimateArgs, Method, MleParams, NceParams, SharedParams, SmGdParams, SmParams, keys,
 };
-use crate::config::resolve;
+use crate::config::{Pipeline, merge};
 use crate::progress::{Stopwatch, spinner};
 
-pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
+pub fn run(command: Estimate) -> anyhow::Result<()> {
     let clock = Stopwatch::start("estimate");
-    let p = resolve(args.params, args.config.as_deref(), "estimate")?;
-    let method = p.method.unwrap_or(Method::Sm);
-    let neighbourhood: Neighbourhood =
-        p.neighbourhood.as_deref().unwrap_or("4").parse().context("--neighbourhood")?;
-    let seed = p.seed.unwrap_or(0);
+    let fitted = match command {
+        Estimate::Sm(args) => sm(args)?,
+        Estimate::SmGd(args) => sm_gd(args)?,
+        Estimate::Mle(args) => mle(args)?,
+        Estimate::Nce(args) => nce(args)?,
+        Estimate::Cnce(args) => cnce(args)?,
+    };
+    write(fitted, &clock)
+}
 
-    let spin = spinner("reading the training table");
-    let (train, train_meta) = gmrf_table::read::<Centred>(&args.train)?;
-    if train.is_empty() {
-        bail!("{}: the table has no rows to fit", args.train.display());
-    }
-    let pattern = Pattern::new(train.height, train.width, neighbourhood)?;
-    let mut meta = Meta::new(Stage::Precision, train.height, train.width)
-        .with("method", method.name())
-        .with("neighbourhood", neighbourhood)
-        .with("train", file_name(&args.train))
-        .with("n_train", train.len())
-        .with("noise", train_meta.param("noise").unwrap_or("unknown"))
-        .with("nnz", pattern.len());
+/// A method's parameters after the flags were laid over the pipeline file.
+struct Resolved<P> {
+    method: Method,
+    train: PathBuf,
+    out: PathBuf,
+    neighbourhood: Neighbourhood,
+    seed: u64,
+    params: P,
+}
 
-    spin.set_message(format!("fitting ({}, {} neighbours)", method.name(), neighbourhood));
-    let report =
-        |step: u32, loss: f64| spin.set_message(format!("{} step {step}: loss {loss:.6e}", method.name()));
-    let (precision, trace) = match method {
-        Method::Sm => {
-            let weight = match p.barrier_t {
-                Some(t) => BarrierWeight::Fixed(t),
-                None => BarrierWeight::ByValidation {
-                    t_min: p.t_min.unwrap_or(BarrierWeight::DEFAULT_T_MIN),
-                    patience: p.patience.unwrap_or(BarrierWeight::DEFAULT_PATIENCE),
-                },
-            };
-            if let BarrierWeight::ByValidation { t_min, patience } = weight {
-                meta = meta.with("t_min", t_min).with("patience", patience);
+/// Flags over the pipeline file's `[estimate]` section. The section's `method`, if given, must be
+/// the subcommand's (a file is one pipeline: fitting it with another method is a mistake, not an
+/// override); a key of another method, or of none, is an error naming it.
+fn resolve<P: Args + Serialize + DeserializeOwned>(
+    method: Method,
+    args: EstimateArgs<P>,
+) -> anyhow::Result<Resolved<P>> {
+    let (shared, params) = match &args.config {
+        None => (args.shared, args.params),
+        Some(path) => {
+            let pipeline = Pipeline::read(path)?;
+            let place = format!("{}: section [estimate]", path.display());
+            let mut section = pipeline.section("estimate");
+            if let Some(named) = section.remove("method")
+                && named.as_str() != Some(method.name())
+            {
+                bail!(
+                    "{place}: method = {named}, but the command is `gmrf estimate {}` (run `gmrf estimate {}` or use another file)",
+                    method.name(),
+                    named.as_str().unwrap_or("…")
+                );
             }
-            let options = SmOptions { weight, ..SmOptions::default() };
-            let fraction = p.validation_fraction.unwrap_or(0.1);
-            let (fit_rows, validation_rows) = match weight {
-                BarrierWeight::ByValidation { .. } => validation_split(&train, seed, fraction)?,
-                BarrierWeight::Fixed(_) => (train.x.clone(), Array2::zeros((0, train.x.ncols()))),
-            };
-            let validation = (validation_rows.nrows() > 0).then(|| validation_rows.view());
-            let fit = fit_sm(fit_rows.view(), validation, &pattern, &options, Some(&report))?;
-            let d = &fit.diagnostics;
-            meta = meta
-                .with("n_fit", fit_rows.nrows())
-                .with("n_validation", validation_rows.nrows())
-                .with("seed", seed)
-                .with("validation_fraction", fraction)
-                .with(
-                    "barrier_t",
-                    d.chosen_t.map_or("none (unconstrained optimum)".into(), |t| t.to_string()),
-                )
-                .with("unconstrained_pd", d.unconstrained_pd)
-                .with("unconstrained_nonpositive_eigenvalues", d.unconstrained_nonpositive_eigenvalues)
-                .with("sm_objective", d.sm_objective);
-            (fit.precision, fit.trace)
-        }
-        Method::SmGd => {
-            let defaults = SmGdOptions::default();
-            let options = SmGdOptions {
-                learning_rate: p.learning_rate.unwrap_or(defaults.learning_rate),
-                steps: p.steps.unwrap_or(defaults.steps),
-                gradient: match p.gradient.unwrap_or(GradientKind::Symmetrised) {
-                    GradientKind::Symmetrised => GdGradient::Symmetrised,
-                    GradientKind::Original => GdGradient::OriginalUpperTriangle,
-                },
-                ..defaults
-            };
-            let fit = fit_sm_gd(train.x.view(), &pattern, &options, Some(&report))?;
-            let d = &fit.diagnostics;
-            meta = meta
-                .with("learning_rate", options.learning_rate)
-                .with("steps", options.steps)
-                .with("gradient", format!("{:?}", options.gradient).to_lowercase())
-                .with("halvings", d.halvings)
-                .with("rejected_steps", d.rejected_steps)
-                .with("sm_objective", d.sm_objective);
-            (fit.precision, fit.trace)
-        }
-        Method::Mle => {
-            let options = MleOptions { tolerance: p.tolerance.unwrap_or(1e-6), ..MleOptions::default() };
-            let fit = fit_mle(train.x.view(), &pattern, &options, Some(&report))?;
-            let d = &fit.diagnostics;
-            meta = meta
-                .with("tolerance", options.tolerance)
-                .with("converged", d.converged)
-                .with("relative_optimality_gap", d.relative_optimality_gap)
-                .with("scaled_optimality_gap", d.scaled_optimality_gap)
-                .with("lbfgs_iterations", d.lbfgs_iterations)
-                .with("newton_steps", d.newton_steps);
-            (fit.precision, fit.trace)
-        }
-        Method::Nce | Method::Cnce => {
-            let run = contrastive_options(&p, seed);
-            let test = match &p.test {
-                Some(path) => {
-                    let (t, _) = gmrf_table::read::<Centred>(path)?;
-                    if (t.height, t.width) != (train.height, train.width) {
-                        bail!(
-                            "{}: {}x{} images, the training table has {}x{}",
-                            path.display(),
-                            t.height,
-                            t.width,
-                            train.height,
-                            train.width
-                        );
-                    }
-                    meta = meta.with("test", file_name(path)).with("n_test", t.len());
-                    Some(t.x)
+            let shared_keys = keys::<SharedParams>();
+            let own_keys = method.keys();
+            if let Some(key) = section.keys().find(|k| !shared_keys.contains(k) && !own_keys.contains(k)) {
+                match Method::ALL.iter().find(|m| m.keys().contains(key)) {
+                    Some(other) => bail!(
+                        "{place}: `{key}` is an option of `{}`, not of `{}`",
+                        other.name(),
+                        method.name()
+                    ),
+                    None => bail!(
+                        "{place}: unknown key `{key}` (the keys of `{}` are {})",
+                        method.name(),
+                        [shared_keys.clone(), own_keys].concat().join(", ")
+                    ),
                 }
-                None => None,
-            };
-            meta = run_meta(meta, &run);
-            if method == Method::Nce {
-                let defaults = NceOptions::default();
-                let options = NceOptions {
-                    normaliser: match p.normaliser.unwrap_or(NormaliserKind::Exact) {
-                        NormaliserKind::Exact => Normaliser::Exact,
-                        NormaliserKind::Learned => Normaliser::Learned,
-                    },
-                    noise: match p.noise.unwrap_or(NceNoise::Full) {
-                        NceNoise::Full => NoiseKind::Full,
-                        NceNoise::Diagonal => NoiseKind::Diagonal,
-                        NceNoise::Isotropic => NoiseKind::Isotropic,
-                        NceNoise::Original => NoiseKind::Original,
-                    },
-                    nu: p.nu.unwrap_or(defaults.nu),
-                    run,
-                    ..defaults
-                };
-                let fit = fit_nce(
-                    train.x.view(),
-                    test.as_ref().map(|t| t.view()),
-                    &pattern,
-                    &options,
-                    Some(&report),
-                )?;
-                let d = &fit.diagnostics;
-                meta = summary_meta(meta, &d.run)
-                    .with("normaliser", options.normaliser.name())
-                    .with("noise_kind", options.noise.name())
-                    .with("nu", options.nu)
-                    .with("ridge", options.ridge)
-                    .with("n_noise", d.n_noise)
-                    .with("exact_log_normaliser", d.exact_log_normaliser)
-                    .with(
-                        "learned_log_normaliser",
-                        d.learned_log_normaliser.map_or("none (exact normaliser)".into(), |c| c.to_string()),
-                    )
-                    .with("final_loss", d.final_loss)
-                    .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
-                (fit.precision, fit.trace)
-            } else {
-                let defaults = CnceOptions::default();
-                let options = CnceOptions {
-                    kappa: p.kappa.unwrap_or(defaults.kappa),
-                    sigma: p.sigma.or(defaults.sigma),
-                    barrier: p.barrier_t.unwrap_or(defaults.barrier),
-                    run,
-                };
-                let fit = fit_cnce(
-                    train.x.view(),
-                    test.as_ref().map(|t| t.view()),
-                    &pattern,
-                    &options,
-                    Some(&report),
-                )?;
-                let d = &fit.diagnostics;
-                meta = summary_meta(meta, &d.run)
-                    .with("kappa", options.kappa)
-                    .with("sigma", d.sigma)
-                    .with("barrier_t", options.barrier)
-                    .with("exact_log_normaliser", d.exact_log_normaliser)
-                    .with("final_loss", d.final_loss)
-                    .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()));
-                (fit.precision, fit.trace)
             }
+            let (shared_section, own_section) =
+                section.into_iter().partition(|(k, _)| shared_keys.contains(k));
+            (merge(args.shared, shared_section, &place)?, merge(args.params, own_section, &place)?)
         }
     };
-    spin.set_message("checking the fit");
+    Ok(Resolved {
+        method,
+        train: args.train,
+        out: args.out,
+        neighbourhood: shared.neighbourhood.unwrap_or(DEFAULT_NEIGHBOURHOOD),
+        seed: shared.seed.unwrap_or(DEFAULT_SEED),
+        params,
+    })
+}
+
+/// The training table, its pattern, and the metadata every method writes.
+struct Training {
+    method: Method,
+    out: PathBuf,
+    train_path: PathBuf,
+    train: Centred,
+    pattern: Pattern,
+    meta: Meta,
+    spin: ProgressBar,
+}
+
+impl Training {
+    fn read<P>(run: &Resolved<P>) -> anyhow::Result<Self> {
+        let spin = spinner("reading the training table");
+        let (train, train_meta) = gmrf_table::read::<Centred>(&run.train)?;
+        if train.is_empty() {
+            bail!("{}: the table has no rows to fit", run.train.display());
+        }
+        let pattern = Pattern::new(train.height, train.width, run.neighbourhood)?;
+        let meta = Meta::new(Stage::Precision, train.height, train.width)
+            .with("method", run.method.name())
+            .with("neighbourhood", run.neighbourhood)
+            .with("train", file_name(&run.train))
+            .with("n_train", train.len())
+            .with("noise", train_meta.param("noise").unwrap_or("unknown"))
+            .with("nnz", pattern.len());
+        spin.set_message(format!("fitting ({}, {} neighbours)", run.method.name(), run.neighbourhood));
+        Ok(Training {
+            method: run.method,
+            out: run.out.clone(),
+            train_path: run.train.clone(),
+            train,
+            pattern,
+            meta,
+            spin,
+        })
+    }
+
+    /// Shows (step, loss) on the spinner.
+    fn report(&self, step: u32, loss: f64) {
+        self.spin.set_message(format!("{} step {step}: loss {loss:.6e}", self.method.name()));
+    }
+
+    /// Reads the held-out table of `nce`/`cnce`, which must have the training table's image size.
+    fn read_test(&mut self, path: Option<&Path>) -> anyhow::Result<Option<Array2<f32>>> {
+        let Some(path) = path else { return Ok(None) };
+        let (t, _) = gmrf_table::read::<Centred>(path)?;
+        if (t.height, t.width) != (self.train.height, self.train.width) {
+            bail!(
+                "{}: {}x{} images, the training table {} has {}x{}",
+                path.display(),
+                t.height,
+                t.width,
+                self.train_path.display(),
+                self.train.height,
+                self.train.width
+            );
+        }
+        self.meta = self.meta.clone().with("test", file_name(path)).with("n_test", t.len());
+        Ok(Some(t.x))
+    }
+
+    /// The fit, with what `meta` adds from its diagnostics to the metadata.
+    fn fitted<D>(mut self, fit: Fit<D>, meta: impl FnOnce(Meta, &D) -> Meta) -> Fitted {
+        self.meta = meta(self.meta.clone(), &fit.diagnostics);
+        Fitted { training: self, precision: fit.precision, trace: fit.trace }
+    }
+}
+
+/// A fit ready to be written.
+struct Fitted {
+    training: Training,
+    precision: Precision,
+    trace: Vec<TraceRow>,
+}
+
+fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
+    let run = resolve(Method::Sm, args)?;
+    let p = &run.params;
+    let weight = match p.barrier_t {
+        Some(t) => BarrierWeight::Fixed(t),
+        None => BarrierWeight::ByValidation {
+            t_min: p.t_min.unwrap_or(BarrierWeight::DEFAULT_T_MIN),
+            patience: p.patience.unwrap_or(BarrierWeight::DEFAULT_PATIENCE),
+        },
+    };
+    let options = SmOptions { weight, ..SmOptions::default() };
+    options.check()?;
+    let fraction = p.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION);
+    if !(0.0..1.0).contains(&fraction) {
+        bail!("--validation-fraction {fraction:?}: must lie in [0, 1)");
+    }
+    let mut t = Training::read(&run)?;
+    if let BarrierWeight::ByValidation { t_min, patience } = weight {
+        t.meta = t.meta.with("t_min", t_min).with("patience", patience);
+    }
+    let (fit_rows, validation_rows) = match weight {
+        BarrierWeight::ByValidation { .. } => validation_split(&t.train, run.seed, fraction)?,
+        BarrierWeight::Fixed(_) => (t.train.x.clone(), Array2::zeros((0, t.train.x.ncols()))),
+    };
+    let validation = (validation_rows.nrows() > 0).then(|| validation_rows.view());
+    let fit =
+        fit_sm(fit_rows.view(), validation, &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("n_fit", fit_rows.nrows())
+            .with("n_validation", validation_rows.nrows())
+            .with("seed", run.seed)
+            .with("validation_fraction", fraction)
+            .with("barrier_t", d.chosen_t.map_or("none (unconstrained optimum)".into(), |t| t.to_string()))
+            .with("unconstrained_pd", d.unconstrained_pd)
+            .with("unconstrained_nonpositive_eigenvalues", d.unconstrained_nonpositive_eigenvalues)
+            .with("sm_objective", d.sm_objective)
+    }))
+}
+
+fn sm_gd(args: EstimateArgs<SmGdParams>) -> anyhow::Result<Fitted> {
+    let run = resolve(Method::SmGd, args)?;
+    let (p, defaults) = (&run.params, SmGdOptions::default());
+    let options = SmGdOptions {
+        learning_rate: p.learning_rate.unwrap_or(defaults.learning_rate),
+        steps: p.steps.unwrap_or(defaults.steps),
+        gradient: p.gradient.unwrap_or(defaults.gradient),
+        ..defaults
+    };
+    options.check()?;
+    let t = Training::read(&run)?;
+    let fit = fit_sm_gd(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("learning_rate", options.learning_rate)
+            .with("steps", options.steps)
+            .with("gradient", options.gradient)
+            .with("halvings", d.halvings)
+            .with("rejected_steps", d.rejected_steps)
+            .with("sm_objective", d.sm_objective)
+    }))
+}
+
+fn mle(args: EstimateArgs<MleParams>) -> anyhow::Result<Fitted> {
+    let run = resolve(Method::Mle, args)?;
+    let defaults = MleOptions::default();
+    let options = MleOptions { tolerance: run.params.tolerance.unwrap_or(defaults.tolerance), ..defaults };
+    options.check()?;
+    let t = Training::read(&run)?;
+    let fit = fit_mle(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+    Ok(t.fitted(fit, |meta, d| {
+        meta.with("tolerance", options.tolerance)
+            .with("converged", d.converged)
+            .with("relative_optimality_gap", d.relative_optimality_gap)
+            .with("scaled_optimality_gap", d.scaled_optimality_gap)
+            .with("lbfgs_iterations", d.lbfgs_iterations)
+            .with("newton_steps", d.newton_steps)
+    }))
+}
+
+fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
+    let run = resolve(Method::Nce, args)?;
+    let (p, defaults) = (&run.params, NceOptions::default());
+    let options = NceOptions {
+        normaliser: p.normaliser.unwrap_or(defaults.normaliser),
+        noise: p.noise.unwrap_or(defaults.noise),
+        nu: p.nu.unwrap_or(defaults.nu),
+        run: contrastive_options(&p.run, run.seed),
+        ..defaults
+    };
+    options.check()?;
+    let mut t = Training::read(&run)?;
+    let test = t.read_test(p.run.test.as_deref())?;
+    let rows = t.train.len() + test.as_ref().map_or(0, |x| x.nrows());
+    options.check_memory(rows, t.pattern.dim(), memory_budget())?;
+    let fit = fit_nce(
+        t.train.x.view(),
+        test.as_ref().map(|x| x.view()),
+        &t.pattern,
+        &options,
+        Some(&|s: u32, l: f64| t.report(s, l)),
+    )?;
+    Ok(t.fitted(fit, |meta, d| {
+        summary_meta(run_meta(meta, &options.run), &d.run)
+            .with("normaliser", options.normaliser)
+            .with("noise_kind", options.noise)
+            .with("nu", options.nu)
+            .with("ridge", options.ridge)
+            .with("n_noise", d.n_noise)
+            .with("exact_log_normaliser", d.exact_log_normaliser)
+            .with(
+                "learned_log_normaliser",
+                d.learned_log_normaliser.map_or("none (exact normaliser)".into(), |c| c.to_string()),
+            )
+            .with("final_loss", d.final_loss)
+            .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))
+    }))
+}
+
+fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
+    let run = resolve(Method::Cnce, args)?;
+    let (p, defaults) = (&run.params, CnceOptions::default());
+    let options = CnceOptions {
+        kappa: p.kappa.unwrap_or(defaults.kappa),
+        sigma: p.sigma.or(defaults.sigma),
+        barrier: p.barrier_t.unwrap_or(defaults.barrier),
+        run: contrastive_options(&p.run, run.seed),
+    };
+    options.check()?;
+    let mut t = Training::read(&run)?;
+    options.check_memory(t.pattern.dim(), memory_budget())?;
+    let test = t.read_test(p.run.test.as_deref())?;
+    let fit = fit_cnce(
+        t.train.x.view(),
+        test.as_ref().map(|x| x.view()),
+        &t.pattern,
+        &options,
+        Some(&|s: u32, l: f64| t.report(s, l)),
+    )?;
+    Ok(t.fitted(fit, |meta, d| {
+        summary_meta(run_meta(meta, &options.run), &d.run)
+            .with("kappa", options.kappa)
+            .with("sigma", d.sigma)
+            .with("barrier_t", options.barrier)
+            .with("exact_log_normaliser", d.exact_log_normaliser)
+            .with("final_loss", d.final_loss)
+            .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))
+    }))
+}
+
+/// Checks the fit, writes `precision.parquet` and `trace.parquet` together, and prints the summary.
+fn write(fitted: Fitted, clock: &Stopwatch) -> anyhow::Result<()> {
+    let Fitted { training: t, precision, trace } = fitted;
+    t.spin.set_message("checking the fit");
     let factor_ok = precision.is_positive_definite();
     let min_eigenvalue = precision.min_eigenvalue()?;
-    meta = meta.with("positive_definite", factor_ok).with("min_eigenvalue", min_eigenvalue);
+    let mut meta = t.meta.with("positive_definite", factor_ok).with("min_eigenvalue", min_eigenvalue);
     // Wall time stays in the trace's `elapsed_s` column: in this metadata it would make the
     // precision table's bytes differ from run to run.
     if let Some(last) = trace.last() {
         meta = meta.with("steps_taken", last.step);
     }
-
     let trace_meta = Meta { stage: Stage::Trace, ..meta.clone() };
     let pending = vec![
-        gmrf_table::write(&args.out.join("precision.parquet"), &precision.to_table(), &meta)?,
-        gmrf_table::write(&args.out.join("trace.parquet"), &Trace { rows: trace }, &trace_meta)?,
+        gmrf_table::write(&t.out.join("precision.parquet"), &precision.to_table(), &meta)?,
+        gmrf_table::write(&t.out.join("trace.parquet"), &Trace { rows: trace }, &trace_meta)?,
     ];
     gmrf_table::commit_all(pending)?;
-    spin.finish_and_clear();
+    t.spin.finish_and_clear();
     let pd = if factor_ok { "positive definite" } else { "NOT positive definite" };
     clock.summary(&format!(
         "wrote {}/{{precision,trace}}.parquet ({}, {} neighbours, {} entries, {pd}, smallest eigenvalue {min_eigenvalue:.4e})",
-        args.out.display(),
-        method.name(),
-        neighbourhood,
-        pattern.len()
+        t.out.display(),
+        t.method.name(),
+        t.pattern.neighbourhood(),
+        t.pattern.len()
     ));
     if !factor_ok {
         bail!("the fitted Λ has no Cholesky factor; the tables were written for inspection");
@@ -230,19 +359,12 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The optimiser settings of `nce` and `cnce` from the flags and pipeline file.
-fn contrastive_options(p: &EstimateParams, seed: u64) -> ContrastiveOptions {
+/// The optimiser settings of `nce` and `cnce`: the flags and pipeline file over the defaults.
+fn contrastive_options(p: &ContrastiveParams, seed: u64) -> ContrastiveOptions {
     let defaults = ContrastiveOptions::default();
     ContrastiveOptions {
-        optimiser: match p.optimiser.unwrap_or(OptimiserName::Adam) {
-            OptimiserName::Gd => OptimiserKind::Gd,
-            OptimiserName::Rmsprop => OptimiserKind::RmsProp,
-            OptimiserName::Adam => OptimiserKind::Adam,
-        },
-        schedule: match p.schedule.unwrap_or(ScheduleName::Cosine) {
-            ScheduleName::Constant => Schedule::Constant,
-            ScheduleName::Cosine => Schedule::Cosine,
-        },
+        optimiser: p.optimiser.unwrap_or(defaults.optimiser),
+        schedule: p.schedule.unwrap_or(defaults.schedule),
         learning_rate: p.learning_rate.unwrap_or(defaults.learning_rate),
         batch_size: p.batch_size.unwrap_or(defaults.batch_size),
         steps: p.steps.unwrap_or(defaults.steps),
@@ -256,8 +378,8 @@ fn contrastive_options(p: &EstimateParams, seed: u64) -> ContrastiveOptions {
 
 fn run_meta(meta: Meta, run: &ContrastiveOptions) -> Meta {
     meta.with("seed", run.seed)
-        .with("optimiser", run.optimiser.name())
-        .with("schedule", run.schedule.name())
+        .with("optimiser", run.optimiser)
+        .with("schedule", run.schedule)
         .with("learning_rate", run.learning_rate)
         .with("batch_size", run.batch_size)
         .with("steps", run.steps)
@@ -278,18 +400,25 @@ fn summary_meta(meta: Meta, run: &RunSummary) -> Meta {
         .with("epochs", run.epochs)
 }
 
+/// The memory a fit may plan its buffers against: the machine's (Linux `MemTotal`), or no bound
+/// where that is not known.
+fn memory_budget() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    total_kib.map_or(u64::MAX, |kib| kib.saturating_mul(1024))
+}
+
 /// Splits the rows of `train` into (fit, validation) by a stable hash of (seed, source, id).
 fn validation_split(train: &Centred, seed: u64, fraction: f64) -> anyhow::Result<(Array2<f32>, Array2<f32>)> {
-    if !(0.0..1.0).contains(&fraction) {
-        bail!("--validation-fraction must be in [0, 1), got {fraction}");
-    }
     let (mut fit, mut validation) = (Vec::new(), Vec::new());
     for (row, (source, &id)) in train.source.iter().zip(&train.id).enumerate() {
         if gmrf_table::in_holdout(seed, source, id, fraction) { validation.push(row) } else { fit.push(row) }
     }
     if fraction > 0.0 && (validation.is_empty() || fit.is_empty()) {
         bail!(
-            "a validation fraction of {fraction} leaves {} fitting and {} validation rows out of {}",
+            "--validation-fraction {fraction:?} leaves {} fitting and {} validation rows out of {}",
             fit.len(),
             validation.len(),
             train.len()

@@ -14,7 +14,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(Ingest::Mnist(args)) => ingest::mnist(args),
         Command::Ingest(Ingest::Photos(args)) => ingest::photos(args),
         Command::Centre(args) => centre::run(args),
-        Command::Estimate(args) => estimate::run(args),
+        Command::Estimate(command) => estimate::run(command),
         Command::Evaluate(args) => evaluate::run(args),
     }
 }
