@@ -36,8 +36,14 @@ fn centre_fails(fit: &Path, out: &Path) -> String {
 /// was created.
 fn estimate_fails(train: &Path, out: &Path) -> String {
     let est = out.join("est");
-    let args: Vec<OsString> =
-        vec!["estimate".into(), "--train".into(), train.into(), "--out".into(), est.clone().into()];
+    let args: Vec<OsString> = vec![
+        "estimate".into(),
+        "sm".into(),
+        "--train".into(),
+        train.into(),
+        "--out".into(),
+        est.clone().into(),
+    ];
     let message = fails(common::gmrf(args));
     assert!(!est.exists(), "left behind: {est:?}");
     message

@@ -14,6 +14,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use gmrf_model::Pattern;
+
 use crate::{
     BarrierWeight, CnceOptions, ContrastiveOptions, EstimationError, GdGradient, LbfgsOptions, MleOptions,
     NceOptions, NewtonOptions, NoiseKind, Normaliser, OptimiserKind, Schedule, SmGdOptions, SmOptions,
@@ -147,6 +149,12 @@ impl SmOptions {
         non_negative("SmOptions::polish_decrement_tol", self.polish_decrement_tol)?;
         self.newton.check()
     }
+
+    /// Refuses a pattern whose dense Newton Hessian factor needs more than `budget` bytes (see
+    /// [`NewtonOptions::check_memory`]).
+    pub fn check_memory(&self, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
+        self.newton.check_memory(pattern, budget)
+    }
 }
 
 impl SmGdOptions {
@@ -162,10 +170,30 @@ impl MleOptions {
     /// never met), and invalid solver settings.
     pub fn check(&self) -> Result<(), EstimationError> {
         positive("--tolerance", self.tolerance)?;
+        non_negative("MleOptions::polish_decrement_tol", self.polish_decrement_tol)?;
         if let Some(warm) = &self.warm_start {
             warm.check()?;
         }
         self.newton.check()
+    }
+
+    /// Refuses a pattern whose dense Newton Hessian factor needs more than `budget` bytes.
+    pub fn check_memory(&self, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
+        self.newton.check_memory(pattern, budget)
+    }
+}
+
+impl NewtonOptions {
+    /// Refuses a pattern whose dense Hessian factor (the default preconditioner: n × n in f32,
+    /// and in f64 once f32 no longer carries the conditioning, n the pattern's free entries)
+    /// needs more than `budget` bytes. A radius as wide as the image gives n = d(d + 1)/2.
+    pub fn check_memory(&self, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
+        if self.preconditioner == crate::NewtonPreconditioner::Jacobi {
+            return Ok(());
+        }
+        let n = pattern.len() as f64;
+        let what = format!("the Newton Hessian factor of its {n} free entries");
+        fits_in_memory("--neighbourhood", pattern.neighbourhood(), &what, 12.0 * n * n, budget)
     }
 }
 

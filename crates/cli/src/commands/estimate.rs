@@ -195,6 +195,7 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
         bail!("--validation-fraction {fraction:?}: must lie in [0, 1)");
     }
     let mut t = Training::read(&run)?;
+    options.check_memory(&t.pattern, memory_budget())?;
     if let BarrierWeight::ByValidation { t_min, patience } = weight {
         t.meta = t.meta.with("t_min", t_min).with("patience", patience);
     }
@@ -245,6 +246,7 @@ fn mle(args: EstimateArgs<MleParams>) -> anyhow::Result<Fitted> {
     let options = MleOptions { tolerance: run.params.tolerance.unwrap_or(defaults.tolerance), ..defaults };
     options.check()?;
     let t = Training::read(&run)?;
+    options.check_memory(&t.pattern, memory_budget())?;
     let fit = fit_mle(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
     Ok(t.fitted(fit, |meta, d| {
         meta.with("tolerance", options.tolerance)
