@@ -30,6 +30,9 @@ impl Overlay for crate::args::CentreParams {
             seed: self.seed.or(under.seed),
             noise: self.noise.or(under.noise),
             noise_std: self.noise_std.or(under.noise_std),
+            transform: self.transform.or(under.transform),
+            alpha: self.alpha.or(under.alpha),
+            fit_rows: self.fit_rows.or(under.fit_rows),
         }
     }
 }
