@@ -384,14 +384,21 @@ fn bad_inputs_are_refused_naming_the_file_and_leave_no_output() {
     assert!(!target.exists(), "no output folder: {:?}", files_in(out.path()));
 }
 
-#[test]
-fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
+/// All of MNIST ingested and centred (with `extra` centring flags) in a new folder, or `None` (and
+/// a note) where `data/mnist` is absent.
+fn full_mnist_prepared(extra: &[&str]) -> Option<tempfile::TempDir> {
     let Some(files) = MnistFiles::full() else {
         eprintln!("skipped: data/mnist is absent (`just mnist-data` fetches it)");
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    files.prepare(dir.path(), None, &[]);
+    files.prepare(dir.path(), None, extra);
+    Some(dir)
+}
+
+#[test]
+fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
+    let Some(dir) = full_mnist_prepared(&[]) else { return };
     fit(dir.path(), &["4", "8"]);
     let out = dir.path().join("run");
     ok(gmrf(evaluate_args(dir.path(), &out, &["DIR/mle-4", "DIR/mle-8"])));
@@ -419,12 +426,7 @@ fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
 /// 50,000 training digits in logit space (α = 1e-6) scores −1366.9 ± 1.4 nats per test digit.
 #[test]
 fn the_full_gaussian_in_logit_space_reproduces_the_maf_papers_row_on_all_of_mnist() {
-    let Some(files) = MnistFiles::full() else {
-        eprintln!("skipped: data/mnist is absent (`just mnist-data` fetches it)");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    files.prepare(dir.path(), None, &["--transform", "logit", "--fit-rows", "0..50000"]);
+    let Some(dir) = full_mnist_prepared(&["--transform", "logit", "--fit-rows", "0..50000"]) else { return };
     let out = dir.path().join("run");
     ok(gmrf(evaluate_args(dir.path(), &out, &[])));
     let (metrics, _) = gmrf_table::read::<Metrics>(&out.join("metrics.parquet")).unwrap();
