@@ -337,7 +337,61 @@ pub fn evaluate(
         gaussians.push((model.name.clone(), gaussian));
     }
 
-    // Completion: every model and baseline, every mask; figures for the fitted models.
+    let (completion_nll, completion_bpd) =
+        completion(&gaussians, test, mean, options, &display, &mut figures, progress)?;
+    // Denoising in pixel space only: Gaussian pixel noise is not Gaussian in logit space.
+    let denoising = match transform {
+        Transform::None => Some(denoising(&gaussians, test, options, &display, &mut figures, progress)?),
+        Transform::Logit { .. } => None,
+    };
+    drop(gaussians);
+    if !sample_rows.is_empty() {
+        let views: Vec<ArrayView2<'_, u8>> = sample_rows.iter().map(|p| p.view()).collect();
+        samples.pixels = ndarray::concatenate(ndarray::Axis(0), &views).expect("samples share their width");
+    }
+
+    let mut scores = Scores { height, width, ..Scores::default() };
+    for s in &scored {
+        for (split, table, nll) in [("train", train, &s.train_nll), ("test", test, &s.test_nll)] {
+            scores.model.extend(std::iter::repeat_n(s.row.model.clone(), nll.len()));
+            scores.split.extend(std::iter::repeat_n(split.to_string(), nll.len()));
+            scores.id.extend_from_slice(&table.id);
+            scores.label.extend_from_slice(&table.label);
+            scores.source.extend_from_slice(&table.source);
+            scores.nll.extend_from_slice(nll);
+        }
+    }
+    let metrics = Metrics { rows: scored.into_iter().map(|s| s.row).collect() };
+    let report = render(&ReportInputs {
+        title: &options.title,
+        data_note: &options.data_note,
+        metrics: &metrics,
+        scores: &scores,
+        figures: &figures.iter().map(|(path, _)| Figure::from_path(path)).collect::<Vec<_>>(),
+        samplers: &Sampler::ALL.map(|s| (s.name(), s.describe(options.tau))),
+        scale: options.scale,
+        transform,
+        completion: (&completion_nll, &completion_bpd),
+        denoising: denoising.as_ref(),
+        n_pixels: d,
+    });
+    Ok(Evaluation { metrics, scores, samples, figures, report })
+}
+
+/// Completion of the test table under every Gaussian (the two baselines first) and mask: the mean
+/// conditional nll of the hidden pixels (nats, and bits per pixel) per model and mask, and a figure
+/// per fitted model and mask.
+fn completion(
+    gaussians: &[(String, Gaussian)],
+    test: &Centred,
+    mean: &MeanImage,
+    options: &Options,
+    display: &dyn Fn(f64, usize) -> u8,
+    figures: &mut Vec<(String, Vec<u8>)>,
+    progress: &dyn Fn(&str),
+) -> Result<(Table, Table), EvaluationError> {
+    let (height, width, transform) = (test.height, test.width, options.transform);
+    let d = height * width;
     let masks: Vec<(Mask, Vec<bool>)> =
         Mask::ALL.iter().map(|&m| (m, m.hidden(height, width, options.seed))).collect();
     let shown = test.x.slice(ndarray::s![..FIGURE_DIGITS.min(test.len()), ..]);
@@ -387,81 +441,59 @@ pub fn evaluate(
         completion_bpd.rows.push((name.clone(), bpd));
     }
 
-    // Denoising (pixel space only: Gaussian pixel noise is not Gaussian in logit space).
-    let denoising = if transform == Transform::None {
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-        rng.set_stream(32);
-        let eps: Array2<f64> = Array2::from_shape_simple_fn(test.x.dim(), || rng.sample(StandardNormal));
-        let mut table = Table::new(DENOISING_LEVELS.iter().map(|s| format!("s = {s}")).collect());
-        let few = 6.min(test.len());
-        let mut noisy_row = Vec::new();
-        let mut estimates: Vec<Vec<f64>> = vec![Vec::new(); gaussians.len()];
-        for &level in &DENOISING_LEVELS {
-            progress(&format!("denoising at s = {level}"));
-            let noisy = test.x.mapv(f64::from) + &(&eps * level);
-            noisy_row.push(psnr(noisy.view(), test.x.view()));
-            let mut grid: Vec<Vec<u8>> = Vec::new();
-            let mut shown_estimates = Vec::new();
-            for (g, (_, gaussian)) in gaussians.iter().enumerate() {
-                let estimate = posterior_means(gaussian, noisy.view(), level)?;
-                estimates[g].push(psnr(estimate.view(), test.x.view()));
-                shown_estimates.push(estimate.slice(ndarray::s![..few, ..]).to_owned());
-            }
-            for n in 0..few {
-                let row = |values: ndarray::ArrayView1<'_, f64>| {
-                    values.iter().enumerate().map(|(k, &v)| display(v, k)).collect::<Vec<u8>>()
-                };
-                grid.push(row(test.x.row(n).mapv(f64::from).view()));
-                grid.push(row(noisy.row(n)));
-                for estimate in &shown_estimates {
-                    grid.push(row(estimate.row(n)));
-                }
-            }
-            figures.push((
-                format!("{FIGURES}/denoising-s{level}.png"),
-                image_grid(stack(&grid, d).view(), height, width, 2 + gaussians.len(), 3)?,
-            ));
-        }
-        table.rows.push(("noisy input".into(), noisy_row));
-        for ((name, _), psnrs) in gaussians.iter().zip(estimates) {
-            table.rows.push((name.clone(), psnrs));
-        }
-        Some(table)
-    } else {
-        None
-    };
-    drop(gaussians);
-    if !sample_rows.is_empty() {
-        let views: Vec<ArrayView2<'_, u8>> = sample_rows.iter().map(|p| p.view()).collect();
-        samples.pixels = ndarray::concatenate(ndarray::Axis(0), &views).expect("samples share their width");
-    }
+    Ok((completion_nll, completion_bpd))
+}
 
-    let mut scores = Scores { height, width, ..Scores::default() };
-    for s in &scored {
-        for (split, table, nll) in [("train", train, &s.train_nll), ("test", test, &s.test_nll)] {
-            scores.model.extend(std::iter::repeat_n(s.row.model.clone(), nll.len()));
-            scores.split.extend(std::iter::repeat_n(split.to_string(), nll.len()));
-            scores.id.extend_from_slice(&table.id);
-            scores.label.extend_from_slice(&table.label);
-            scores.source.extend_from_slice(&table.source);
-            scores.nll.extend_from_slice(nll);
+/// Denoising of the test table at every level of [`DENOISING_LEVELS`] under every Gaussian: PSNR of
+/// each posterior mean (and of the noisy input), and a figure per level.
+fn denoising(
+    gaussians: &[(String, Gaussian)],
+    test: &Centred,
+    options: &Options,
+    display: &dyn Fn(f64, usize) -> u8,
+    figures: &mut Vec<(String, Vec<u8>)>,
+    progress: &dyn Fn(&str),
+) -> Result<Table, EvaluationError> {
+    let (height, width) = (test.height, test.width);
+    let d = height * width;
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    rng.set_stream(32);
+    let eps: Array2<f64> = Array2::from_shape_simple_fn(test.x.dim(), || rng.sample(StandardNormal));
+    let mut table = Table::new(DENOISING_LEVELS.iter().map(|s| format!("s = {s}")).collect());
+    let few = 6.min(test.len());
+    let mut noisy_row = Vec::new();
+    let mut estimates: Vec<Vec<f64>> = vec![Vec::new(); gaussians.len()];
+    for &level in &DENOISING_LEVELS {
+        progress(&format!("denoising at s = {level}"));
+        let noisy = test.x.mapv(f64::from) + &(&eps * level);
+        noisy_row.push(psnr(noisy.view(), test.x.view()));
+        let mut grid: Vec<Vec<u8>> = Vec::new();
+        let mut shown_estimates = Vec::new();
+        for (g, (_, gaussian)) in gaussians.iter().enumerate() {
+            let estimate = posterior_means(gaussian, noisy.view(), level)?;
+            estimates[g].push(psnr(estimate.view(), test.x.view()));
+            shown_estimates.push(estimate.slice(ndarray::s![..few, ..]).to_owned());
         }
+        for n in 0..few {
+            let row = |values: ndarray::ArrayView1<'_, f64>| {
+                values.iter().enumerate().map(|(k, &v)| display(v, k)).collect::<Vec<u8>>()
+            };
+            grid.push(row(test.x.row(n).mapv(f64::from).view()));
+            grid.push(row(noisy.row(n)));
+            for estimate in &shown_estimates {
+                grid.push(row(estimate.row(n)));
+            }
+        }
+        figures.push((
+            format!("{FIGURES}/denoising-s{level}.png"),
+            image_grid(stack(&grid, d).view(), height, width, 2 + gaussians.len(), 3)?,
+        ));
     }
-    let metrics = Metrics { rows: scored.into_iter().map(|s| s.row).collect() };
-    let report = render(&ReportInputs {
-        title: &options.title,
-        data_note: &options.data_note,
-        metrics: &metrics,
-        scores: &scores,
-        figures: &figures.iter().map(|(path, _)| Figure::from_path(path)).collect::<Vec<_>>(),
-        samplers: &Sampler::ALL.map(|s| (s.name(), s.describe(options.tau))),
-        scale: options.scale,
-        transform,
-        completion: (&completion_nll, &completion_bpd),
-        denoising: denoising.as_ref(),
-        n_pixels: d,
-    });
-    Ok(Evaluation { metrics, scores, samples, figures, report })
+    table.rows.push(("noisy input".into(), noisy_row));
+    for ((name, _), psnrs) in gaussians.iter().zip(estimates) {
+        table.rows.push((name.clone(), psnrs));
+    }
+    Ok(table)
 }
 
 /// The mean image as 8-bit pixels (1 × d), mapped back through the transform's inverse.
