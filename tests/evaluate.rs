@@ -28,12 +28,17 @@ fn fitted() -> &'static Path {
 
 /// Fits the masked MLE for each neighbourhood into `dir/mle-<n>/`.
 fn fit(dir: &Path, neighbourhoods: &[&str]) {
+    fit_method(dir, "mle", neighbourhoods);
+}
+
+/// Fits `method` for each neighbourhood into `dir/<method>-<n>/`.
+fn fit_method(dir: &Path, method: &str, neighbourhoods: &[&str]) {
     for n in neighbourhoods {
         let train = dir.join("train-centred.parquet");
-        let out = dir.join(format!("mle-{n}"));
+        let out = dir.join(format!("{method}-{n}"));
         let args: [&std::ffi::OsStr; 7] = [
             "estimate".as_ref(),
-            "mle".as_ref(),
+            method.as_ref(),
             "--neighbourhood".as_ref(),
             n.as_ref(),
             "--train".as_ref(),
@@ -74,14 +79,30 @@ fn evaluated(threads: Option<usize>) -> tempfile::TempDir {
     out
 }
 
+/// The cells of the first table after `heading` in the report (header and separator included).
+fn table_after(report: &str, heading: &str) -> Vec<Vec<String>> {
+    let section = report.split(heading).nth(1).unwrap_or_else(|| panic!("the report has {heading}"));
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+/// A table of the report as model → column → value.
+fn report_table(report: &str, heading: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let rows = table_after(report, heading);
+    let columns = &rows[0][1..];
+    let cells = |row: &Vec<String>| {
+        columns.iter().cloned().zip(row[1..].iter().map(|v| v.parse().unwrap())).collect()
+    };
+    rows[2..].iter().map(|row| (row[0].clone(), cells(row))).collect()
+}
+
 /// The report's per-label table: label → model → value.
 fn report_by_label(report: &str) -> BTreeMap<u8, BTreeMap<String, f64>> {
-    let section = report.split("## Test nll by label").nth(1).expect("the report has a per-label section");
-    let rows: Vec<Vec<String>> = section
-        .lines()
-        .filter(|l| l.starts_with('|'))
-        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
-        .collect();
+    let rows = table_after(report, "## Test nll by label");
     let models = &rows[0][2..];
     let mut out = BTreeMap::new();
     for row in &rows[2..] {
@@ -161,6 +182,127 @@ fn metrics_scores_and_report_agree_and_polars_reproduces_the_per_label_breakdown
 }
 
 #[test]
+fn a_run_without_an_mle_model_gets_the_masked_mle_of_its_pattern_as_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    MnistFiles::fixture().prepare(dir.path(), None, &[]);
+    fit_method(dir.path(), "sm", &["4"]);
+    let out = dir.path().join("run");
+    ok(gmrf(evaluate_args(dir.path(), &out, &["DIR/sm-4"])));
+    let (metrics, _) = gmrf_table::read::<Metrics>(&out.join("metrics.parquet")).unwrap();
+    let names: Vec<&str> = metrics.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["diagonal", "full", "sm-4", "mle-4"]);
+    let reference = &metrics.rows[3];
+    assert_eq!((reference.method.as_str(), reference.neighbourhood.as_str()), ("mle", "4"));
+    assert!(reference.fit_seconds.is_some());
+    // The same fit as `gmrf estimate mle` on the same table: the same test nll, bit for bit.
+    let (given, _) = gmrf_table::read::<Metrics>(&evaluated(None).path().join("metrics.parquet")).unwrap();
+    let estimated = given.rows.iter().find(|r| r.model == "mle-4").unwrap();
+    assert_eq!(reference.test_nll, estimated.test_nll);
+    // The comparison's "vs masked MLE" cell of sm-4 is filled with the difference.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let sm = &metrics.rows[2];
+    let cell = format!("| {:+.4} |", sm.test_nll - reference.test_nll);
+    let row = report.lines().find(|l| l.starts_with("| sm-4 | ") && l.matches('|').count() == 6).unwrap();
+    assert!(row.contains(&cell), "{row} lacks {cell}");
+    // A run that has the masked MLE fits none.
+    let (with_mle, _) = gmrf_table::read::<Metrics>(&evaluated(None).path().join("metrics.parquet")).unwrap();
+    assert_eq!(with_mle.rows.len(), 4);
+}
+
+#[test]
+fn completion_and_denoising_with_the_masked_mle_beat_the_diagonal_and_the_noisy_input() {
+    let out = evaluated(None);
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let nats = report_table(&report, "## Completion");
+    let models: Vec<&str> = nats.keys().map(String::as_str).collect();
+    assert_eq!(models, ["diagonal", "full", "mle-4", "mle-8"]);
+    for mle in ["mle-4", "mle-8"] {
+        assert!(nats[mle]["bottom-half"] < nats["diagonal"]["bottom-half"], "{nats:?}");
+    }
+    let psnr = report_table(&report, "## Denoising");
+    for level in ["s = 0.1", "s = 0.2", "s = 0.4"] {
+        for mle in ["mle-4", "mle-8"] {
+            assert!(psnr[mle][level] > psnr["noisy input"][level], "{level}: {psnr:?}");
+        }
+    }
+    // Each hidden pixel's bits are its nats in base 2 plus log₂ 256 (4-decimal rounding twice).
+    let bits = report_table(&report, "The same in bits per hidden pixel");
+    for (model, cells) in &nats {
+        for (mask, value) in cells {
+            let want = value / std::f64::consts::LN_2 + 8.0;
+            assert!((bits[model][mask] - want).abs() < 2e-4, "{model} {mask}");
+        }
+    }
+    for name in ["mle-4/completion-bottom-half.png", "mle-8/completion-random-half.png", "denoising-s0.2.png"]
+    {
+        assert!(report.contains(&format!("](figures/{name})")), "the report shows {name}");
+        image::open(out.path().join("figures").join(name)).unwrap();
+    }
+}
+
+#[test]
+fn a_logit_space_run_records_the_transform_and_counts_the_jacobian_in_bits_per_pixel() {
+    let dir = tempfile::tempdir().unwrap();
+    MnistFiles::fixture().prepare(dir.path(), None, &["--transform", "logit", "--fit-rows", "0..1500"]);
+    let (train, meta) =
+        gmrf_table::read::<gmrf_table::Centred>(&dir.path().join("train-centred.parquet")).unwrap();
+    assert_eq!(train.len(), 1500);
+    for (key, value) in
+        [("transform", "logit"), ("alpha", "0.000001"), ("fit_rows", "0..1500"), ("fit_rows_of", "2000")]
+    {
+        assert_eq!(meta.param(key), Some(value), "{key}");
+    }
+    fit(dir.path(), &["4"]);
+    let out = dir.path().join("run");
+    ok(gmrf(evaluate_args(dir.path(), &out, &["DIR/mle-4"])));
+    let (metrics, _) = gmrf_table::read::<Metrics>(&out.join("metrics.parquet")).unwrap();
+    // J, the mean log|dy/dx| over the test pixels, from y = x + μ by log((1 − 2α)/(z(1 − z))), z = σ(y).
+    let (test, _) =
+        gmrf_table::read::<gmrf_table::Centred>(&dir.path().join("test-centred.parquet")).unwrap();
+    let (mean, _) = gmrf_table::read::<gmrf_table::MeanImage>(&dir.path().join("mean.parquet")).unwrap();
+    let alpha = 1e-6;
+    let log_jacobian = |y: f64| {
+        let z = 1.0 / (1.0 + (-y).exp());
+        ((1.0 - 2.0 * alpha) / (z * (1.0 - z))).ln()
+    };
+    let total: f64 =
+        test.x.indexed_iter().map(|((_, k), &v)| log_jacobian(f64::from(v) + mean.mean[k])).sum();
+    let jacobian = total / test.x.len() as f64;
+    assert!(jacobian > 1.0, "the logit stretches (0, 1): {jacobian}");
+    for row in &metrics.rows {
+        let want = (row.test_nll - jacobian) / std::f64::consts::LN_2 + 8.0;
+        assert!((row.test_bpd - want).abs() < 1e-9, "{}: {} vs {want}", row.model, row.test_bpd);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let per_image = table_after(&report, "## Test log-likelihood per image");
+    let models: Vec<&str> = per_image[2..].iter().map(|row| row[0].as_str()).collect();
+    assert_eq!(models, ["diagonal", "full", "mle-4"]);
+    assert!(report.contains("No denoising section") && report.contains("## Completion"));
+}
+
+#[test]
+fn bad_transform_options_are_refused_naming_the_option_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    MnistFiles::fixture().prepare(dir.path(), None, &[]);
+    let centre = |extra: &[&str]| {
+        let mut args: Vec<OsString> = vec!["centre".into()];
+        for (flag, name) in [("--fit", "train.parquet"), ("--mean", "m.parquet"), ("--out", "c.parquet")] {
+            args.push(flag.into());
+            args.push(dir.path().join(name).into());
+        }
+        args.extend(extra.iter().map(OsString::from));
+        fails(gmrf(args))
+    };
+    assert!(centre(&["--alpha", "0.1"]).contains("--alpha"));
+    assert!(centre(&["--transform", "logit", "--alpha", "0.7"]).contains("--alpha"));
+    assert!(centre(&["--transform", "logit", "--noise", "gaussian"]).contains("--transform logit"));
+    let error = centre(&["--fit-rows", "0..5000"]);
+    assert!(error.contains("--fit-rows") && error.contains("train.parquet"), "{error}");
+    assert!(centre(&["--fit-rows", "10..2"]).contains("START..END"));
+    assert!(!dir.path().join("m.parquet").exists() && !dir.path().join("c.parquet").exists());
+}
+
+#[test]
 fn figures_are_images_of_the_expected_sizes_and_not_blank() {
     let out = evaluated(None);
     let figures = out.path().join("figures");
@@ -173,6 +315,9 @@ fn figures_are_images_of_the_expected_sizes_and_not_blank() {
         ("mle-8/precision-maps.png", 1110, 640),
         ("mle-4/covariance-row.png", 740, 340),
         ("mle-4/loss.png", 720, 420),
+        // 8 digits × (original, observed, mean, 3 samples); 6 digits × (clean, noisy, 4 models).
+        ("mle-4/completion-bottom-half.png", 6 * 86 + 2, 8 * 86 + 2),
+        ("denoising-s0.1.png", 6 * 86 + 2, 6 * 86 + 2),
     ];
     for (name, width, height) in expected {
         let image = image::open(figures.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).to_luma8();
@@ -207,6 +352,7 @@ fn outputs_are_byte_identical_on_one_and_two_threads() {
         all.push(PathBuf::from(name));
     }
     for sub in ["figures", "figures/mle-4", "figures/mle-8"] {
+        assert!(!files_in(&one.path().join(sub)).is_empty(), "{sub}");
         for name in files_in(&one.path().join(sub)) {
             all.push(Path::new(sub).join(name));
         }
@@ -237,14 +383,21 @@ fn bad_inputs_are_refused_naming_the_file_and_leave_no_output() {
     assert!(!target.exists(), "no output folder: {:?}", files_in(out.path()));
 }
 
-#[test]
-fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
+/// All of MNIST ingested and centred (with `extra` centring flags) in a new folder, or `None` (and
+/// a note) where `data/mnist` is absent.
+fn full_mnist_prepared(extra: &[&str]) -> Option<tempfile::TempDir> {
     let Some(files) = MnistFiles::full() else {
         eprintln!("skipped: data/mnist is absent (`just mnist-data` fetches it)");
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    files.prepare(dir.path(), None, &[]);
+    files.prepare(dir.path(), None, extra);
+    Some(dir)
+}
+
+#[test]
+fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
+    let Some(dir) = full_mnist_prepared(&[]) else { return };
     fit(dir.path(), &["4", "8"]);
     let out = dir.path().join("run");
     ok(gmrf(evaluate_args(dir.path(), &out, &["DIR/mle-4", "DIR/mle-8"])));
@@ -258,4 +411,25 @@ fn mle_fits_rank_between_the_baselines_on_all_of_mnist() {
     for (model, want) in [("diagonal", -1.303), ("mle-4", -1.733), ("mle-8", -1.817)] {
         assert!((test_nll[model] - want).abs() < 0.01, "{model}: {} vs {want}", test_nll[model]);
     }
+    // Issue 17: completion of the bottom half and denoising with the masked MLE.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let nats = report_table(&report, "## Completion");
+    assert!(nats["mle-4"]["bottom-half"] < nats["diagonal"]["bottom-half"], "{nats:?}");
+    let psnr = report_table(&report, "## Denoising");
+    for level in ["s = 0.1", "s = 0.2", "s = 0.4"] {
+        assert!(psnr["mle-4"][level] > psnr["noisy input"][level], "{level}: {psnr:?}");
+    }
+}
+
+/// MAF's anchor (Papamakarios et al. 2017, Table 2): a full-covariance Gaussian fitted to the first
+/// 50,000 training digits in logit space (α = 1e-6) scores −1366.9 ± 1.4 nats per test digit.
+#[test]
+fn the_full_gaussian_in_logit_space_reproduces_the_maf_papers_row_on_all_of_mnist() {
+    let Some(dir) = full_mnist_prepared(&["--transform", "logit", "--fit-rows", "0..50000"]) else { return };
+    let out = dir.path().join("run");
+    ok(gmrf(evaluate_args(dir.path(), &out, &[])));
+    let (metrics, _) = gmrf_table::read::<Metrics>(&out.join("metrics.parquet")).unwrap();
+    let full = metrics.rows.iter().find(|r| r.model == "full").unwrap();
+    let per_image = -784.0 * full.test_nll;
+    assert!((per_image - -1366.9).abs() < 2.0, "full Gaussian: {per_image} nats per test digit");
 }

@@ -179,6 +179,25 @@ pub struct CentreParams {
     /// Standard deviation of `gaussian` pixel noise, in scaled units [default: 0.01].
     #[arg(long, value_name = "STD")]
     pub noise_std: Option<f64>,
+    /// Transform of the dequantised pixel x before centring: `none`, or `logit`,
+    /// y = logit(α + (1 − 2α)x), the logit space of RealNVP and MAF; recorded in the tables'
+    /// metadata so that `evaluate` reports bits per pixel with its log-Jacobian [default: none].
+    #[arg(long, value_enum)]
+    pub transform: Option<TransformKind>,
+    /// α of the logit transform, in (0, 0.5) [default: 1e-6].
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
+    /// Keep only these rows of the --fit table, `START..END` (0-based, END excluded), e.g.
+    /// `0..50000` for the first 50,000 training digits as MAF fits them [default: all rows].
+    #[arg(long, value_name = "START..END")]
+    pub fit_rows: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransformKind {
+    None,
+    Logit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

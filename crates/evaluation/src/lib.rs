@@ -2,9 +2,9 @@
 //!
 //! # Brief overview
 //!
-//! A [`Gaussian`] is a zero-mean Gaussian seen through log|Λ| and the quadratic forms xᵀΛx: a
-//! fitted sparse Λθ (banded Cholesky factor) or a dense covariance (the diagonal and full
-//! baselines), so every model's likelihood comes from one formula, [`nll_per_pixel`], and
+//! Every model is a zero-mean [`Gaussian`] (the model crate's): a fitted sparse Λθ (banded
+//! Cholesky factor), a dense covariance (the `full` baseline) or independent pixels (`diagonal`),
+//! so every model's likelihood comes from one formula, [`nll_per_pixel`], and
 //! [`bits_per_pixel`] turns it into bits per pixel of the 8-bit data. [`evaluate`] takes the
 //! centred train and test tables, the mean image and the fitted [`Model`]s, and returns an
 //! [`Evaluation`]: the `metrics`, `scores` (per image) and `samples` tables, the figures as PNG
@@ -23,14 +23,17 @@
 //! # Ok::<(), gmrf_evaluation::EvaluationError>(())
 //! ```
 
+pub mod completion;
+pub mod denoising;
 pub mod figures;
-mod gaussian;
+mod likelihood;
 pub mod report;
 mod run;
 mod samples;
 
-pub use gaussian::{Gaussian, bits_per_pixel, nll_per_pixel, second_moments_dense};
-pub use run::{Evaluation, FIGURES, Model, Options, evaluate};
+pub use gmrf_model::{Gaussian, nll_per_pixel};
+pub use likelihood::{bits_per_pixel, second_moments_dense};
+pub use run::{DENOISING_LEVELS, Evaluation, FIGURES, Model, Options, evaluate, mean_log_jacobian};
 pub use samples::{Sampler, draw, to_pixel};
 
 /// What can go wrong in an evaluation.

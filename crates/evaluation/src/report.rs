@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use gmrf_table::{Metrics, MetricsRow, Scores};
+use gmrf_table::{Metrics, MetricsRow, Scores, Transform};
 
 /// A figure of the run: its path relative to the run folder and the model it shows, if any.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +22,29 @@ impl Figure {
     }
 }
 
+/// A table of one number per model and column (a completion mask, a noise level).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    /// (model, one value per column).
+    pub rows: Vec<(String, Vec<f64>)>,
+}
+
+impl Table {
+    pub fn new(columns: Vec<String>) -> Self {
+        Table { columns, rows: Vec::new() }
+    }
+
+    fn render(&self, w: &mut String, first: &str, digits: usize) {
+        let _ = writeln!(w, "| {first} | {} |", self.columns.join(" | "));
+        let _ = writeln!(w, "|---|{}", "---:|".repeat(self.columns.len()));
+        for (model, values) in &self.rows {
+            let cells: Vec<String> = values.iter().map(|v| format!("{v:.digits$}")).collect();
+            let _ = writeln!(w, "| {model} | {} |", cells.join(" | "));
+        }
+    }
+}
+
 pub struct ReportInputs<'a> {
     pub title: &'a str,
     pub data_note: &'a str,
@@ -31,6 +54,28 @@ pub struct ReportInputs<'a> {
     /// Each sampler's name and description.
     pub samplers: &'a [(&'a str, String)],
     pub scale: f64,
+    /// The centred tables' transform.
+    pub transform: Transform,
+    /// Completion: mean conditional nll of the hidden pixels (nats per hidden pixel) and bits per
+    /// hidden pixel, per model and mask.
+    pub completion: (&'a Table, &'a Table),
+    /// Denoising PSNR (dB) per model (and the noisy input) and noise level; `None` in logit space.
+    pub denoising: Option<&'a Table>,
+    /// Pixels per image d.
+    pub n_pixels: usize,
+}
+
+/// Mean and two standard errors of the test log-likelihood per image, −d·nll, by model, from the
+/// `scores` table.
+fn test_log_likelihood_per_image(scores: &Scores, model: &str, d: usize) -> (f64, f64) {
+    let values: Vec<f64> = (0..scores.nll.len())
+        .filter(|&k| scores.model[k] == model && scores.split[k] == "test")
+        .map(|k| -(d as f64) * scores.nll[k])
+        .collect();
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, 2.0 * (variance / n).sqrt())
 }
 
 /// Mean test nll per label and model, from the `scores` table: label → model → (mean, count).
@@ -52,6 +97,11 @@ pub fn test_nll_by_label(scores: &Scores) -> BTreeMap<u8, BTreeMap<String, (f64,
     sums
 }
 
+/// The mask of a completion figure `figures/<model>/completion-<mask>.png`.
+fn mask_of(path: &str) -> &str {
+    path.rsplit("completion-").next().unwrap_or("").trim_end_matches(".png")
+}
+
 fn seconds(row: &MetricsRow) -> String {
     row.fit_seconds.map_or("–".into(), |s| format!("{s:.1}"))
 }
@@ -62,20 +112,42 @@ fn mle_for<'a>(metrics: &'a Metrics, row: &MetricsRow) -> Option<&'a MetricsRow>
 }
 
 pub fn render(inputs: &ReportInputs<'_>) -> String {
-    let ReportInputs { title, data_note, metrics, scores, figures, samplers, scale } = inputs;
+    let ReportInputs {
+        title,
+        data_note,
+        metrics,
+        scores,
+        figures,
+        samplers,
+        scale,
+        transform,
+        completion,
+        denoising,
+        n_pixels,
+    } = inputs;
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "# {title}\n");
     if !data_note.is_empty() {
         let _ = writeln!(w, "{data_note}\n");
     }
+    let units = match transform {
+        Transform::None => format!(
+            "Negative log-likelihood (nll) in nats per pixel of the dequantised data, lower is better; bits \
+             per pixel of the discrete 8-bit data = nll/ln 2 + log₂ {scale}."
+        ),
+        Transform::Logit { alpha } => format!(
+            "The tables are in logit space, y = logit(α + (1 − 2α)x) with x = (pixel + u)/{scale} and \
+             α = {alpha}. Negative log-likelihood (nll) in nats per pixel of y, lower is better; bits per \
+             pixel of the discrete 8-bit data = (nll − J)/ln 2 + log₂ {scale}, J the mean log-Jacobian \
+             log|dy/dx| per pixel of the table's images."
+        ),
+    };
     let _ = writeln!(
         w,
-        "Negative log-likelihood (nll) in nats per pixel of the dequantised data, lower is better; bits per \
-         pixel of the discrete 8-bit data = nll/ln 2 + log₂ {scale}. Baselines: `diagonal` (independent \
-         pixels, Λ = diag(S)⁻¹) and `full` (Λ = S⁻¹, every pixel pair), S the training data's second \
-         moments. Every number below is read from `metrics.parquet`; per-image values are in \
-         `scores.parquet`.\n"
+        "{units} Baselines: `diagonal` (independent pixels, Λ = diag(S)⁻¹) and `full` (Λ = S⁻¹, every \
+         pixel pair), S the training data's second moments. Every number in the first sections is read \
+         from `metrics.parquet`; per-image values are in `scores.parquet`.\n"
     );
 
     let _ = writeln!(w, "## Held-out fit\n");
@@ -138,6 +210,87 @@ pub fn render(inputs: &ReportInputs<'_>) -> String {
         }
     }
 
+    if let Transform::Logit { .. } = transform {
+        let _ = writeln!(w, "\n## Test log-likelihood per image in logit space\n");
+        let _ = writeln!(
+            w,
+            "Mean over the test images of log p(y) = −{n_pixels}·nll (nats per image, higher is better) \
+             ± two standard errors, as density models of MNIST are reported (MAF, Papamakarios et al. \
+             2017, Table 2: a full-covariance Gaussian −1366.9 ± 1.4), and bits per pixel with the \
+             log-Jacobian.\n"
+        );
+        let _ = writeln!(w, "| model | free entries | test log-likelihood per image | test bits/pixel |");
+        let _ = writeln!(w, "|---|---:|---:|---:|");
+        for r in &metrics.rows {
+            let (mean, error) = test_log_likelihood_per_image(scores, &r.model, *n_pixels);
+            let _ = writeln!(w, "| {} | {} | {mean:.1} ± {error:.1} | {:.4} |", r.model, r.nnz, r.test_bpd);
+        }
+    }
+
+    let (completion_nll, completion_bpd) = completion;
+    if !completion_nll.rows.is_empty() {
+        let _ = writeln!(w, "\n## Completion\n");
+        let _ = writeln!(
+            w,
+            "Each test image with some pixels hidden (the bottom half, the right half, the centred square \
+             of half the side, or a seeded random half of the pixels, the same in every image): the mean \
+             over the test images of the conditional negative log-likelihood −log p(x_h | x_o) of the \
+             hidden pixels h given the observed ones o, in nats per hidden pixel (lower is better). The \
+             hidden pixels are Gaussian with precision Λ_hh and mean −Λ_hh⁻¹Λ_ho x_o; sparse models use \
+             the banded factor of Λ_hh.\n"
+        );
+        completion_nll.render(w, "nats per hidden pixel", 4);
+        let _ = writeln!(w, "\nThe same in bits per hidden pixel of the 8-bit data.\n");
+        completion_bpd.render(w, "bits per hidden pixel", 4);
+        let _ = writeln!(
+            w,
+            "\nFor the first {} test digits, each row: the original, the observed part (hidden pixels \
+             grey), the conditional mean, and three conditional samples.\n",
+            crate::run::FIGURE_DIGITS
+        );
+        for f in figures.iter().filter(|f| f.path.contains("/completion-")) {
+            let _ = writeln!(
+                w,
+                "`{}`, hidden: {}\n\n![{}]({})\n",
+                f.model.as_deref().unwrap_or(""),
+                mask_of(&f.path),
+                f.path,
+                f.path
+            );
+        }
+    }
+
+    match denoising {
+        Some(table) => {
+            let _ = writeln!(w, "\n## Denoising\n");
+            let _ = writeln!(
+                w,
+                "Gaussian noise of standard deviation s (pixel range 1) added to every test image; each \
+                 model's estimate is its posterior mean μ + (Λ + I/s²)⁻¹(x_noisy − μ)/s², not clipped. PSNR \
+                 = 10·log₁₀(1/MSE) in dB against the clean (dequantised) images, the MSE over all test \
+                 pixels; higher is better.\n"
+            );
+            table.render(w, "PSNR (dB)", 2);
+            for f in figures.iter().filter(|f| f.path.contains("/denoising-")) {
+                let level = f.path.rsplit("denoising-s").next().unwrap_or("").trim_end_matches(".png");
+                let _ = writeln!(
+                    w,
+                    "\ns = {level}: each row a test digit: clean, noisy, then {}.\n\n![{}]({})",
+                    table.rows.iter().skip(1).map(|(m, _)| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                    f.path,
+                    f.path
+                );
+            }
+        }
+        None if !completion_nll.rows.is_empty() => {
+            let _ = writeln!(
+                w,
+                "\nNo denoising section: Gaussian noise on the pixels is not Gaussian in logit space."
+            );
+        }
+        None => {}
+    }
+
     let by_label = test_nll_by_label(scores);
     if !by_label.is_empty() {
         let models: Vec<&str> = metrics.rows.iter().map(|r| r.model.as_str()).collect();
@@ -155,12 +308,13 @@ pub fn render(inputs: &ReportInputs<'_>) -> String {
     }
 
     let _ = writeln!(w, "\n## Figures\n");
-    for f in figures.iter().filter(|f| f.model.is_none()) {
+    for f in figures.iter().filter(|f| f.path.ends_with("/mean.png")) {
         let _ = writeln!(w, "The mean image μ:\n\n![{}]({})\n", f.path, f.path);
     }
     for r in &fitted {
         let _ = writeln!(w, "### {}\n", r.model);
-        for f in figures.iter().filter(|f| f.model.as_deref() == Some(&r.model)) {
+        let own = |f: &&Figure| f.model.as_deref() == Some(&r.model) && !f.path.contains("/completion-");
+        for f in figures.iter().filter(own) {
             let caption = match f.path.rsplit('/').next().unwrap_or(&f.path) {
                 "precision-maps.png" => {
                     "Λθ: log₁₀ of the diagonal and the partial correlation of each neighbour offset."

@@ -1,13 +1,27 @@
 //! [`evaluate`]: every model and baseline scored on the same tables, samples, figures, report.
 
 use gmrf_model::Precision;
-use gmrf_table::{Centred, MeanImage, Meta, Metrics, MetricsRow, Samples, Scores, Trace, stable_hash};
+use gmrf_table::{
+    Centred, MeanImage, Meta, Metrics, MetricsRow, Samples, Scores, Trace, Transform, stable_hash,
+};
 use ndarray::{Array1, Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
+use crate::completion::{Conditional, Mask};
+use crate::denoising::{posterior_means, psnr};
 use crate::figures::{ColourScale, Map, Series, image_grid, line_charts, map_figure};
-use crate::report::{Figure, ReportInputs, render};
+use crate::report::{Figure, ReportInputs, Table, render};
 use crate::samples::{Sampler, draw, to_pixel};
 use crate::{EvaluationError, Gaussian, bits_per_pixel};
+
+/// The noise levels s of the denoising section (pixel range 1).
+pub const DENOISING_LEVELS: [f64; 3] = [0.1, 0.2, 0.4];
+/// Test digits shown in the completion figures (and, the first 6, in the denoising figures).
+pub(crate) const FIGURE_DIGITS: usize = 8;
+/// Conditional samples per digit in a completion figure.
+const CONDITIONAL_SAMPLES: usize = 3;
 
 /// The folder of the figures, inside the run folder.
 pub const FIGURES: &str = "figures";
@@ -35,6 +49,9 @@ pub struct Options {
     pub scale: f64,
     /// Describes the data for the report (files, noise).
     pub data_note: String,
+    /// The transform of the centred tables (`gmrf.transform`): bits per pixel include its
+    /// log-Jacobian, and samples and figures are mapped back through its inverse.
+    pub transform: Transform,
 }
 
 impl Default for Options {
@@ -46,6 +63,7 @@ impl Default for Options {
             seed: 0,
             scale: 256.0,
             data_note: String::new(),
+            transform: Transform::None,
         }
     }
 }
@@ -72,11 +90,42 @@ fn mean_of(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
+/// The mean over the rows of `table` and over the pixels where `within` holds (all when `None`) of
+/// log |dy/dx|, the transform's log-Jacobian at the uncentred value y = x + μ: nats per pixel to
+/// subtract from a density's nll in y to get the nll of the dequantised pixels x.
+pub fn mean_log_jacobian(
+    table: &Centred,
+    mean: &MeanImage,
+    transform: Transform,
+    within: Option<&[bool]>,
+) -> f64 {
+    if transform == Transform::None {
+        return 0.0;
+    }
+    let pixels: Vec<usize> = (0..mean.mean.len()).filter(|&k| within.is_none_or(|w| w[k])).collect();
+    let per_row: Vec<f64> = table
+        .x
+        .outer_iter()
+        .map(|row| {
+            pixels.iter().map(|&k| transform.log_jacobian(f64::from(row[k]) + mean.mean[k])).sum::<f64>()
+        })
+        .collect();
+    per_row.iter().sum::<f64>() / (per_row.len().max(1) * pixels.len().max(1)) as f64
+}
+
+/// The log-Jacobians of the training and test tables, and the scale: what turns nats per pixel
+/// of the centred values into bits per pixel of the 8-bit data.
+struct Units {
+    scale: f64,
+    train_jacobian: f64,
+    test_jacobian: f64,
+}
+
 fn score(
     gaussian: &Gaussian,
     train: &Centred,
     test: &Centred,
-    scale: f64,
+    units: &Units,
     row: MetricsRow,
 ) -> Result<Scored, EvaluationError> {
     let (train_nll, test_nll) =
@@ -89,8 +138,8 @@ fn score(
         n_test: test.len() as u32,
         train_nll: train_mean,
         test_nll: test_mean,
-        train_bpd: bits_per_pixel(train_mean, scale),
-        test_bpd: bits_per_pixel(test_mean, scale),
+        train_bpd: bits_per_pixel(train_mean - units.train_jacobian, units.scale),
+        test_bpd: bits_per_pixel(test_mean - units.test_jacobian, units.scale),
         min_eigenvalue: min,
         condition_number: max / min,
         ..row
@@ -201,30 +250,36 @@ pub fn evaluate(
         fit_seconds: None,
     };
 
+    let transform = options.transform;
+    let units = Units {
+        scale: options.scale,
+        train_jacobian: mean_log_jacobian(train, mean, transform, None),
+        test_jacobian: mean_log_jacobian(test, mean, transform, None),
+    };
     progress("baselines: the training data's covariance");
     let s = crate::second_moments_dense(train.x.view());
-    let diagonal = Gaussian::from_covariance(Array2::from_diag(&s.diag()))?;
+    let diagonal = Gaussian::diagonal(s.diag().to_vec()).map_err(|_| EvaluationError::NotPositiveDefinite)?;
     let mut scored = vec![score(
         &diagonal,
         train,
         test,
-        options.scale,
+        &units,
         row("diagonal", "baseline", "none", "Λ = diag(S)⁻¹".into(), d),
     )?];
-    drop(diagonal);
-    let full = Gaussian::from_covariance(s)?;
+    let full = Gaussian::from_covariance(s).map_err(|_| EvaluationError::NotPositiveDefinite)?;
     scored.push(score(
         &full,
         train,
         test,
-        options.scale,
+        &units,
         row("full", "baseline", "all", "Λ = S⁻¹".into(), d * (d + 1) / 2),
     )?);
-    drop(full);
+    let mut gaussians = vec![("diagonal".to_string(), diagonal), ("full".to_string(), full)];
 
+    let display = |v: f64, k: usize| to_pixel(transform.inverse(v + mean.mean[k]), options.scale);
     let mut figures = vec![(
         format!("{FIGURES}/mean.png"),
-        image_grid(mean_pixels(mean, options.scale).view(), height, width, 1, 8)?,
+        image_grid(mean_pixels(mean, options.scale, transform).view(), height, width, 1, 8)?,
     )];
     let mut samples =
         Samples { height, width, model: vec![], id: vec![], sampler: vec![], pixels: Array2::zeros((0, d)) };
@@ -233,7 +288,7 @@ pub fn evaluate(
     for model in models {
         progress(&format!("{}: likelihood", model.name));
         let meta = &model.meta;
-        let gaussian = Gaussian::sparse(model.precision.clone())?;
+        let gaussian = Gaussian::from_precision(model.precision.clone())?;
         let mut r = row(
             &model.name,
             meta.param("method").unwrap_or("unknown"),
@@ -242,7 +297,7 @@ pub fn evaluate(
             model.precision.pattern().len(),
         );
         r.fit_seconds = model.trace.as_ref().and_then(|t| t.rows.last()).map(|last| last.elapsed_s);
-        scored.push(score(&gaussian, train, test, options.scale, r)?);
+        scored.push(score(&gaussian, train, test, &units, r)?);
 
         progress(&format!("{}: samples and figures", model.name));
         // Seeded by the model's name too, so its samples do not depend on the other models.
@@ -254,7 +309,7 @@ pub fn evaluate(
                 options.samples,
                 options.tau,
                 mean_vector.view(),
-                options.scale,
+                &|v| to_pixel(transform.inverse(v), options.scale),
                 seed,
             )?;
             figures.push((
@@ -279,7 +334,17 @@ pub fn evaluate(
         if let Some(chart) = loss_curve(model)? {
             figures.push((format!("{FIGURES}/{}/loss.png", model.name), chart));
         }
+        gaussians.push((model.name.clone(), gaussian));
     }
+
+    let (completion_nll, completion_bpd) =
+        completion(&gaussians, test, mean, options, &display, &mut figures, progress)?;
+    // Denoising in pixel space only: Gaussian pixel noise is not Gaussian in logit space.
+    let denoising = match transform {
+        Transform::None => Some(denoising(&gaussians, test, options, &display, &mut figures, progress)?),
+        Transform::Logit { .. } => None,
+    };
+    drop(gaussians);
     if !sample_rows.is_empty() {
         let views: Vec<ArrayView2<'_, u8>> = sample_rows.iter().map(|p| p.view()).collect();
         samples.pixels = ndarray::concatenate(ndarray::Axis(0), &views).expect("samples share their width");
@@ -305,13 +370,140 @@ pub fn evaluate(
         figures: &figures.iter().map(|(path, _)| Figure::from_path(path)).collect::<Vec<_>>(),
         samplers: &Sampler::ALL.map(|s| (s.name(), s.describe(options.tau))),
         scale: options.scale,
+        transform,
+        completion: (&completion_nll, &completion_bpd),
+        denoising: denoising.as_ref(),
+        n_pixels: d,
     });
     Ok(Evaluation { metrics, scores, samples, figures, report })
 }
 
-/// The mean image as 8-bit pixels (1 × d).
-fn mean_pixels(mean: &MeanImage, scale: f64) -> Array2<u8> {
-    Array2::from_shape_fn((1, mean.mean.len()), |(_, k)| to_pixel(mean.mean[k], scale))
+/// Completion of the test table under every Gaussian (the two baselines first) and mask: the mean
+/// conditional nll of the hidden pixels (nats, and bits per pixel) per model and mask, and a figure
+/// per fitted model and mask.
+fn completion(
+    gaussians: &[(String, Gaussian)],
+    test: &Centred,
+    mean: &MeanImage,
+    options: &Options,
+    display: &dyn Fn(f64, usize) -> u8,
+    figures: &mut Vec<(String, Vec<u8>)>,
+    progress: &dyn Fn(&str),
+) -> Result<(Table, Table), EvaluationError> {
+    let (height, width, transform) = (test.height, test.width, options.transform);
+    let d = height * width;
+    let masks: Vec<(Mask, Vec<bool>)> =
+        Mask::ALL.iter().map(|&m| (m, m.hidden(height, width, options.seed))).collect();
+    let shown = test.x.slice(ndarray::s![..FIGURE_DIGITS.min(test.len()), ..]);
+    let mut completion_nll = Table::new(masks.iter().map(|(m, _)| m.name().to_string()).collect());
+    let mut completion_bpd = completion_nll.clone();
+    for (g, (name, gaussian)) in gaussians.iter().enumerate() {
+        progress(&format!("{name}: completion"));
+        let (mut nll, mut bpd) = (Vec::new(), Vec::new());
+        for (m, (mask, hidden)) in masks.iter().enumerate() {
+            let conditional = Conditional::new(gaussian, hidden)?;
+            let value = mean_of(&conditional.nll_per_hidden_pixel(test.x.view()));
+            nll.push(value);
+            bpd.push(bits_per_pixel(
+                value - mean_log_jacobian(test, mean, transform, Some(hidden)),
+                options.scale,
+            ));
+            // Figures for the fitted models, not the two baselines.
+            if g < 2 {
+                continue;
+            }
+            let completed = conditional.complete(shown);
+            let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ stable_hash(name.as_bytes()));
+            rng.set_stream(16 + m as u64);
+            let mut rows: Vec<Vec<u8>> = Vec::new();
+            for (n, row) in shown.outer_iter().enumerate() {
+                let pixels = |values: &mut dyn Iterator<Item = f64>| {
+                    values.enumerate().map(|(k, v)| display(v, k)).collect::<Vec<u8>>()
+                };
+                rows.push(pixels(&mut row.iter().map(|&v| f64::from(v))));
+                rows.push(
+                    row.iter()
+                        .enumerate()
+                        .map(|(k, &v)| if hidden[k] { 128 } else { display(f64::from(v), k) })
+                        .collect(),
+                );
+                rows.push(pixels(&mut completed.row(n).iter().copied()));
+                for draw in conditional.sample(row, CONDITIONAL_SAMPLES, &mut rng)?.outer_iter() {
+                    rows.push(pixels(&mut draw.iter().copied()));
+                }
+            }
+            figures.push((
+                format!("{FIGURES}/{name}/completion-{}.png", mask.name()),
+                image_grid(stack(&rows, d).view(), height, width, 3 + CONDITIONAL_SAMPLES, 3)?,
+            ));
+        }
+        completion_nll.rows.push((name.clone(), nll));
+        completion_bpd.rows.push((name.clone(), bpd));
+    }
+
+    Ok((completion_nll, completion_bpd))
+}
+
+/// Denoising of the test table at every level of [`DENOISING_LEVELS`] under every Gaussian: PSNR of
+/// each posterior mean (and of the noisy input), and a figure per level.
+fn denoising(
+    gaussians: &[(String, Gaussian)],
+    test: &Centred,
+    options: &Options,
+    display: &dyn Fn(f64, usize) -> u8,
+    figures: &mut Vec<(String, Vec<u8>)>,
+    progress: &dyn Fn(&str),
+) -> Result<Table, EvaluationError> {
+    let (height, width) = (test.height, test.width);
+    let d = height * width;
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    rng.set_stream(32);
+    let eps: Array2<f64> = Array2::from_shape_simple_fn(test.x.dim(), || rng.sample(StandardNormal));
+    let mut table = Table::new(DENOISING_LEVELS.iter().map(|s| format!("s = {s}")).collect());
+    let few = 6.min(test.len());
+    let mut noisy_row = Vec::new();
+    let mut estimates: Vec<Vec<f64>> = vec![Vec::new(); gaussians.len()];
+    for &level in &DENOISING_LEVELS {
+        progress(&format!("denoising at s = {level}"));
+        let noisy = test.x.mapv(f64::from) + &(&eps * level);
+        noisy_row.push(psnr(noisy.view(), test.x.view()));
+        let mut grid: Vec<Vec<u8>> = Vec::new();
+        let mut shown_estimates = Vec::new();
+        for (g, (_, gaussian)) in gaussians.iter().enumerate() {
+            let estimate = posterior_means(gaussian, noisy.view(), level)?;
+            estimates[g].push(psnr(estimate.view(), test.x.view()));
+            shown_estimates.push(estimate.slice(ndarray::s![..few, ..]).to_owned());
+        }
+        for n in 0..few {
+            let row = |values: ndarray::ArrayView1<'_, f64>| {
+                values.iter().enumerate().map(|(k, &v)| display(v, k)).collect::<Vec<u8>>()
+            };
+            grid.push(row(test.x.row(n).mapv(f64::from).view()));
+            grid.push(row(noisy.row(n)));
+            for estimate in &shown_estimates {
+                grid.push(row(estimate.row(n)));
+            }
+        }
+        figures.push((
+            format!("{FIGURES}/denoising-s{level}.png"),
+            image_grid(stack(&grid, d).view(), height, width, 2 + gaussians.len(), 3)?,
+        ));
+    }
+    table.rows.push(("noisy input".into(), noisy_row));
+    for ((name, _), psnrs) in gaussians.iter().zip(estimates) {
+        table.rows.push((name.clone(), psnrs));
+    }
+    Ok(table)
+}
+
+/// The mean image as 8-bit pixels (1 × d), mapped back through the transform's inverse.
+fn mean_pixels(mean: &MeanImage, scale: f64, transform: Transform) -> Array2<u8> {
+    Array2::from_shape_fn((1, mean.mean.len()), |(_, k)| to_pixel(transform.inverse(mean.mean[k]), scale))
+}
+
+/// Rows of d pixels as an n × d array.
+fn stack(rows: &[Vec<u8>], d: usize) -> Array2<u8> {
+    Array2::from_shape_fn((rows.len(), d), |(n, k)| rows[n][k])
 }
 
 /// Λθ as maps: log₁₀ of the diagonal, and for each neighbour offset the partial correlation

@@ -38,15 +38,16 @@ impl Sampler {
 }
 
 /// `n` images from N(μ, Λ⁻¹) (or N(μ, τ²Λ⁻¹)) as 8-bit pixels. `mean` is μ in the centred
-/// data's units, x = (pixel + u)/scale, so a value v lies in the bin of pixel ⌊scale·v⌋; values
-/// outside [0, 255] are clipped for display. Seeded with `seed`: the same images on any machine.
+/// data's units, t(x) with x = (pixel + u)/scale; `pixel` maps a value v to its 8-bit pixel,
+/// ⌊scale·t⁻¹(v)⌋ clipped to [0, 255] ([`to_pixel`] after the transform's inverse). Seeded with
+/// `seed`: the same images on any machine.
 pub fn draw(
     precision: &Precision,
     sampler: Sampler,
     n: usize,
     tau: f64,
     mean: ArrayView1<'_, f64>,
-    scale: f64,
+    pixel: &dyn Fn(f64) -> u8,
     seed: u64,
 ) -> Result<Array2<u8>, EvaluationError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -56,7 +57,7 @@ pub fn draw(
         Sampler::Cholesky => precision.sample_cholesky(n, Some(mean), &mut rng)?,
         Sampler::InverseSqrt => precision.sample_inverse_sqrt(n, tau, Some(mean), &mut rng)?,
     };
-    Ok(x.mapv(|v| to_pixel(v, scale)))
+    Ok(x.mapv(pixel))
 }
 
 /// The 8-bit pixel whose dequantisation bin [p/scale, (p+1)/scale) holds v, clipped to [0, 255].

@@ -9,7 +9,8 @@
 //! ([`Precision::try_factor`], an error rather than a panic when Λ is not positive definite) into a
 //! banded [`Cholesky`] factor, which gives log|Λ|, solves, the selected inverse (Λ⁻¹ on the
 //! pattern, [`InverseBand`]) and the L⁻ᵀz sampler. [`SymmetricEigen`] gives the spectrum and the
-//! Λ^{-1/2}ε sampler. Pixels are row-major, so Λ is banded (b = w or w + 1) and everything but the
+//! Λ^{-1/2}ε sampler. A [`Gaussian`] is N(0, Λ⁻¹) held by a sparse Λ, a dense covariance or
+//! independent coordinates, scored and sampled by one set of methods. Pixels are row-major, so Λ is banded (b = w or w + 1) and everything but the
 //! eigendecomposition costs O(d·b²) or less.
 //!
 //! ```
@@ -33,6 +34,7 @@
 mod cholesky;
 mod eigen;
 mod error;
+mod gaussian;
 mod pattern;
 mod precision;
 mod sampling;
@@ -41,5 +43,6 @@ mod table;
 pub use cholesky::{Cholesky, InverseBand};
 pub use eigen::SymmetricEigen;
 pub use error::ModelError;
+pub use gaussian::{Gaussian, nll_per_pixel};
 pub use pattern::{Entry, Neighbourhood, Pattern};
 pub use precision::{Precision, log_density_with};

@@ -34,7 +34,7 @@ pub use error::TableError;
 pub use evaluation_tables::{Metrics, MetricsRow, Samples, Scores};
 pub use identity::{in_holdout, stable_hash};
 pub use io::{Table, read, read_meta, write};
-pub use meta::{Meta, Stage};
+pub use meta::{Meta, Stage, Transform};
 pub use tables::{
     Centred, Images, MeanImage, PrecisionEntries, Skipped, Trace, TraceRow, check_centred_with_mean,
 };

@@ -214,3 +214,90 @@ impl Meta {
         }
     }
 }
+
+/// How the values of a `centred` table relate to the dequantised pixel x = (pixel + u)/scale in
+/// (0, 1): before centring, each value is y = t(x). Recorded by `gmrf centre` as the metadata
+/// keys `gmrf.transform` (`none` or `logit`) and, for `logit`, `gmrf.alpha`; a table without the
+/// key predates the option and is `none`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transform {
+    /// y = x.
+    None,
+    /// y = logit(α + (1 − 2α)x), the logit space of RealNVP (Dinh et al. 2017) and MAF
+    /// (Papamakarios et al. 2017), with 0 < α < ½ keeping y finite.
+    Logit { alpha: f64 },
+}
+
+impl Transform {
+    /// The metadata key of the transform's name.
+    pub const KEY: &'static str = "transform";
+    /// The metadata key of the logit's α.
+    pub const ALPHA_KEY: &'static str = "alpha";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::None => "none",
+            Transform::Logit { .. } => "logit",
+        }
+    }
+
+    /// The transform recorded in `meta` (`none` when it records none), or what is wrong with it.
+    pub fn from_meta(meta: &Meta) -> Result<Transform, String> {
+        match meta.param(Self::KEY) {
+            None | Some("none") => Ok(Transform::None),
+            Some("logit") => {
+                let raw =
+                    meta.param(Self::ALPHA_KEY).ok_or("gmrf.transform is logit but gmrf.alpha is missing")?;
+                let alpha = raw.parse().map_err(|_| format!("gmrf.alpha `{raw}` is not a number"))?;
+                Transform::logit(alpha)
+            }
+            Some(other) => Err(format!("unknown gmrf.transform `{other}` (expected none or logit)")),
+        }
+    }
+
+    /// The logit transform, checking 0 < α < ½.
+    pub fn logit(alpha: f64) -> Result<Transform, String> {
+        if alpha > 0.0 && alpha < 0.5 {
+            Ok(Transform::Logit { alpha })
+        } else {
+            Err(format!("the logit's alpha must lie in (0, 0.5), got {alpha}"))
+        }
+    }
+
+    /// `meta` with this transform recorded.
+    pub fn record(self, meta: Meta) -> Meta {
+        match self {
+            Transform::None => meta.with(Self::KEY, "none"),
+            Transform::Logit { alpha } => meta.with(Self::KEY, "logit").with(Self::ALPHA_KEY, alpha),
+        }
+    }
+
+    /// y = t(x).
+    pub fn forward(self, x: f64) -> f64 {
+        match self {
+            Transform::None => x,
+            Transform::Logit { alpha } => {
+                let z = alpha + (1.0 - 2.0 * alpha) * x;
+                (z / (1.0 - z)).ln()
+            }
+        }
+    }
+
+    /// x = t⁻¹(y): for the logit, (σ(y) − α)/(1 − 2α).
+    pub fn inverse(self, y: f64) -> f64 {
+        match self {
+            Transform::None => y,
+            Transform::Logit { alpha } => (1.0 / (1.0 + (-y).exp()) - alpha) / (1.0 - 2.0 * alpha),
+        }
+    }
+
+    /// log |dy/dx| at the transformed value y. For the logit, dy/dx = (1 − 2α)/(z(1 − z)) with
+    /// z = σ(y), and −log z = softplus(−y), −log(1 − z) = softplus(y), which never overflow.
+    pub fn log_jacobian(self, y: f64) -> f64 {
+        let softplus = |v: f64| v.max(0.0) + (-v.abs()).exp().ln_1p();
+        match self {
+            Transform::None => 0.0,
+            Transform::Logit { alpha } => (1.0 - 2.0 * alpha).ln() + softplus(y) + softplus(-y),
+        }
+    }
+}

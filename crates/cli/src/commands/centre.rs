@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use gmrf_centring::{Centring, PixelNoise};
-use gmrf_table::{Images, Meta, PendingFile, Stage};
+use gmrf_table::{Images, Meta, PendingFile, Stage, Transform};
 
 use super::file_name;
-use crate::args::{CentreArgs, CentreParams, NoiseKind};
+use crate::args::{CentreArgs, CentreParams, NoiseKind, TransformKind};
 use crate::config::resolve;
 use crate::progress::{Stopwatch, bar, spinner};
 
@@ -33,6 +33,19 @@ pub fn run(args: CentreArgs) -> anyhow::Result<()> {
     // Read and check every input before anything is written.
     let spin = spinner("reading tables");
     let (train, train_meta) = read_images(&args.fit)?;
+    let all_rows = train.len();
+    let train = match &params.fit_rows {
+        None => train,
+        Some(spec) => {
+            let range = parse_range(spec)?;
+            gmrf_centring::rows(&train, range.clone()).with_context(|| {
+                format!(
+                    "--fit-rows {spec}: {} holds {all_rows} rows, fewer than the range asks for",
+                    args.fit.display()
+                )
+            })?
+        }
+    };
     let mut others = Vec::new();
     for (input, output) in args.apply.iter().zip(&args.apply_out) {
         let (images, _) = read_images(input)?;
@@ -55,14 +68,19 @@ pub fn run(args: CentreArgs) -> anyhow::Result<()> {
     // Ties every centred table to this mean by content (`gmrf_table::check_centred_with_mean`).
     let mean_hash = mean.content_hash();
     let run_meta = |stage| {
-        Meta::new(stage, train.height, train.width)
+        let meta = Meta::new(stage, train.height, train.width)
             .with("noise", centring.noise.describe())
             .with("seed", centring.seed)
             .with("scale", centring.scale)
             .with("fit", file_name(&args.fit))
             .with("n_fit", train.len())
             .with("ingest", train_meta.param("ingest").unwrap_or("unknown"))
-            .with("mean_hash", &mean_hash)
+            .with("mean_hash", &mean_hash);
+        let meta = centring.transform.record(meta);
+        match &params.fit_rows {
+            Some(spec) => meta.with("fit_rows", spec).with("fit_rows_of", all_rows),
+            None => meta,
+        }
     };
     let mut pending: Vec<PendingFile> = vec![gmrf_table::write(&args.mean, &mean, &run_meta(Stage::Mean))?];
 
@@ -106,5 +124,27 @@ fn centring_from(params: &CentreParams) -> anyhow::Result<Centring> {
     if params.noise_std.is_some() && !matches!(noise, PixelNoise::Gaussian { .. }) {
         bail!("--noise-std only applies to --noise gaussian");
     }
-    Ok(Centring { noise, seed: params.seed.unwrap_or(0), ..Centring::default() })
+    let transform = match params.transform.unwrap_or(TransformKind::None) {
+        TransformKind::None => Transform::None,
+        TransformKind::Logit => {
+            Transform::logit(params.alpha.unwrap_or(1e-6)).map_err(|e| anyhow::anyhow!("--alpha: {e}"))?
+        }
+    };
+    if params.alpha.is_some() && transform == Transform::None {
+        bail!("--alpha only applies to --transform logit");
+    }
+    if transform != Transform::None && matches!(noise, PixelNoise::Gaussian { .. }) {
+        bail!("--transform logit needs --noise uniform or none: Gaussian pixel noise can leave (0, 1)");
+    }
+    Ok(Centring { noise, seed: params.seed.unwrap_or(0), transform, ..Centring::default() })
+}
+
+/// `START..END` as a range of row indices.
+fn parse_range(spec: &str) -> anyhow::Result<std::ops::Range<usize>> {
+    let parsed =
+        spec.split_once("..").and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match parsed {
+        Some((start, end)) if start < end => Ok(start..end),
+        _ => bail!("--fit-rows {spec:?}: expected START..END with START < END, e.g. 0..50000"),
+    }
 }

@@ -19,7 +19,7 @@ use ndarray::{Array2, Axis};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::file_name;
+use super::{file_name, memory_budget};
 use crate::args::{
     CnceParams, ContrastiveParams, DEFAULT_NEIGHBOURHOOD, DEFAULT_SEED, DEFAULT_VALIDATION_FRACTION,
     Estimate, EstimateArgs, Method, MleParams, NceParams, SharedParams, SmGdParams, SmParams, keys,
@@ -400,16 +400,6 @@ fn summary_meta(meta: Meta, run: &RunSummary) -> Meta {
         .with("halvings", run.halvings)
         .with("rejected_steps", run.rejected_steps)
         .with("epochs", run.epochs)
-}
-
-/// The memory a fit may plan its buffers against: the machine's (Linux `MemTotal`), or no bound
-/// where that is not known.
-fn memory_budget() -> u64 {
-    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
-        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok()
-    });
-    total_kib.map_or(u64::MAX, |kib| kib.saturating_mul(1024))
 }
 
 /// Splits the rows of `train` into (fit, validation) by a stable hash of (seed, source, id).

@@ -24,3 +24,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
+
+/// The memory a fit may plan its buffers against: the machine's (Linux `MemTotal`), or no bound
+/// where that is not known.
+pub(crate) fn memory_budget() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    total_kib.map_or(u64::MAX, |kib| kib.saturating_mul(1024))
+}
