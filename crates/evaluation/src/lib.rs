@@ -32,7 +32,7 @@ mod run;
 mod samples;
 
 pub use gmrf_model::{Gaussian, nll_per_pixel};
-pub use likelihood::{bits_per_pixel, second_moments_dense};
+pub use likelihood::bits_per_pixel;
 pub use run::{DENOISING_LEVELS, Evaluation, FIGURES, Model, Options, evaluate, mean_log_jacobian};
 pub use samples::{Sampler, draw, to_pixel};
 

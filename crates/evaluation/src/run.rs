@@ -257,7 +257,7 @@ pub fn evaluate(
         test_jacobian: mean_log_jacobian(test, mean, transform, None),
     };
     progress("baselines: the training data's covariance");
-    let s = crate::second_moments_dense(train.x.view());
+    let s = gmrf_model::second_moments(train.x.view());
     let diagonal = Gaussian::diagonal(s.diag().to_vec()).map_err(|_| EvaluationError::NotPositiveDefinite)?;
     let mut scored = vec![score(
         &diagonal,

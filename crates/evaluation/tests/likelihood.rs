@@ -3,7 +3,8 @@
 
 use gmrf_evaluation::completion::{Conditional, Mask};
 use gmrf_evaluation::denoising::{posterior_means, psnr};
-use gmrf_evaluation::{Gaussian, bits_per_pixel, mean_log_jacobian, second_moments_dense, to_pixel};
+use gmrf_evaluation::{Gaussian, bits_per_pixel, mean_log_jacobian, to_pixel};
+use gmrf_model::second_moments as second_moments_dense;
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, MeanImage, Transform};
 use ndarray::{Array2, ArrayView2, Axis, concatenate, s};

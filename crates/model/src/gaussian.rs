@@ -197,6 +197,40 @@ impl Gaussian {
     }
 }
 
+/// Rows per block of [`second_moments`]: fixed, so its sums do not depend on the thread count.
+const MOMENT_BLOCK: usize = 512;
+
+/// S = (1/N) Σₙ xₙxₙᵀ (d × d) of N centred rows, in f64: the covariance that the `full` baselines
+/// and NCE's `full` noise are fitted to. Blocks of rows are sequential faer products computed in
+/// parallel and added in block order (a few at a time, to bound the d × d partials alive), so the
+/// result is bit-identical on any number of threads.
+pub fn second_moments(x: ArrayView2<'_, f32>) -> Array2<f64> {
+    use faer::Accum;
+    use faer::linalg::matmul::matmul;
+    let (n, d) = (x.nrows(), x.ncols());
+    let n_blocks = n.div_ceil(MOMENT_BLOCK);
+    let mut total = Mat::<f64>::zeros(d, d);
+    let group = 8;
+    for g0 in (0..n_blocks).step_by(group) {
+        let partials: Vec<Mat<f64>> = (g0..(g0 + group).min(n_blocks))
+            .into_par_iter()
+            .map(|b| {
+                let r0 = b * MOMENT_BLOCK;
+                let r1 = (r0 + MOMENT_BLOCK).min(n);
+                let xb = Mat::<f64>::from_fn(r1 - r0, d, |i, j| f64::from(x[(r0 + i, j)]));
+                let mut p = Mat::<f64>::zeros(d, d);
+                matmul(p.as_mut(), Accum::Replace, xb.transpose(), xb.as_ref(), 1.0, Par::Seq);
+                p
+            })
+            .collect();
+        for p in &partials {
+            total += p;
+        }
+    }
+    let inv_n = 1.0 / n.max(1) as f64;
+    Array2::from_shape_fn((d, d), |(i, j)| total[(i, j)] * inv_n)
+}
+
 /// −log p(x)/d for x ~ N(0, Λ⁻¹) in d dimensions, from log|Λ| and q = xᵀΛx:
 /// (q + d·log 2π − log|Λ|) / (2d).
 pub fn nll_per_pixel(log_det_precision: f64, d: usize, quadratic_form: f64) -> f64 {

@@ -43,6 +43,6 @@ mod table;
 pub use cholesky::{Cholesky, InverseBand};
 pub use eigen::SymmetricEigen;
 pub use error::ModelError;
-pub use gaussian::{Gaussian, nll_per_pixel};
+pub use gaussian::{Gaussian, nll_per_pixel, second_moments};
 pub use pattern::{Entry, Neighbourhood, Pattern};
 pub use precision::{Precision, log_density_with};

@@ -7,9 +7,9 @@
 //! f64 and reduced in block order, so the result is bit-identical on any number of threads.
 
 use gmrf_model::Pattern;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 
-use super::{dense_moments, sum_row_blocks};
+use super::sum_row_blocks;
 use crate::EstimationError;
 
 /// Which offsets of S to compute.
@@ -234,11 +234,4 @@ fn accumulate_block(
         }
     }
     out
-}
-
-/// The dense S = (1/N) Σₙ xₙxₙᵀ (d × d), accumulated in f64: the baseline that the offset
-/// statistics replace. O(N·d²).
-pub fn dense_second_moments(x: ArrayView2<'_, f32>) -> Array2<f64> {
-    let s = dense_moments(x);
-    Array2::from_shape_fn((s.nrows(), s.ncols()), |(i, j)| s[(i, j)])
 }
