@@ -238,3 +238,35 @@ fn flags_layer_over_the_pipeline_file_and_sizes_beyond_memory_are_refused_with_t
         "{stderr}"
     );
 }
+
+#[test]
+fn data_errors_name_the_training_table_and_option_errors_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without dequantisation MNIST's border pixels never vary: every method refuses, naming the
+    // table rather than leaving the user to guess which input "pixel 0" is in.
+    MnistFiles::fixture().prepare(dir.path(), None, &["--noise", "none"]);
+    let train = dir.path().join("train-centred.parquet");
+    for method in ["sm", "mle", "nce"] {
+        let message = refused(method, &train, &[]);
+        assert!(
+            message.contains(&format!("{}: pixel 0 has variance 0", train.display())),
+            "{method}: {message}"
+        );
+    }
+    // A bad --noise-std names the option, not the training images.
+    let images = dir.path().join("train.parquet");
+    let message = fails(gmrf([
+        "centre".as_ref(),
+        "--fit".as_ref(),
+        images.as_os_str(),
+        "--mean".as_ref(),
+        dir.path().join("m.parquet").as_os_str(),
+        "--out".as_ref(),
+        dir.path().join("c.parquet").as_os_str(),
+        "--noise".as_ref(),
+        "gaussian".as_ref(),
+        "--noise-std".as_ref(),
+        "-1".as_ref(),
+    ] as [&std::ffi::OsStr; 11]));
+    assert!(message.contains("--noise-std -1.0: must be a finite number ≥ 0"), "{message}");
+}

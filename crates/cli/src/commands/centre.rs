@@ -116,6 +116,11 @@ fn read_images(path: &Path) -> anyhow::Result<(Images, Meta)> {
 }
 
 fn centring_from(params: &CentreParams) -> anyhow::Result<Centring> {
+    if let Some(std) = params.noise_std
+        && !(std.is_finite() && std >= 0.0)
+    {
+        bail!("--noise-std {std:?}: must be a finite number ≥ 0");
+    }
     let noise = match params.noise.unwrap_or(NoiseKind::Uniform) {
         NoiseKind::Uniform => PixelNoise::Uniform,
         NoiseKind::None => PixelNoise::None,

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 use gmrf_estimation::{
-    BarrierWeight, CnceOptions, ContrastiveOptions, Fit, MleOptions, NceOptions, RunSummary, SmGdOptions,
-    SmOptions, TraceRow, fit_cnce, fit_mle, fit_nce, fit_sm, fit_sm_gd,
+    BarrierWeight, CnceOptions, ContrastiveOptions, EstimationError, Fit, MleOptions, NceOptions, RunSummary,
+    SmGdOptions, SmOptions, TraceRow, fit_cnce, fit_mle, fit_nce, fit_sm, fit_sm_gd,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, Meta, Stage, Trace};
@@ -140,6 +140,15 @@ impl Training {
         })
     }
 
+    /// A fit's error, naming the training table for what the data caused (too few rows, a pixel
+    /// that never varies, no estimate); an option's error names the option already.
+    fn data_error(&self, error: EstimationError) -> anyhow::Error {
+        match error {
+            EstimationError::InvalidOption { .. } => error.into(),
+            _ => anyhow::anyhow!("{}: {error}", self.train_path.display()),
+        }
+    }
+
     /// Shows (step, loss) on the spinner.
     fn report(&self, step: u32, loss: f64) {
         self.spin.set_message(format!("{} step {step}: loss {loss:.6e}", self.method.name()));
@@ -205,7 +214,8 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
     };
     let validation = (validation_rows.nrows() > 0).then(|| validation_rows.view());
     let fit =
-        fit_sm(fit_rows.view(), validation, &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+        fit_sm(fit_rows.view(), validation, &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))
+            .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
         meta.with("n_fit", fit_rows.nrows())
             .with("n_validation", validation_rows.nrows())
@@ -229,7 +239,8 @@ fn sm_gd(args: EstimateArgs<SmGdParams>) -> anyhow::Result<Fitted> {
     };
     options.check()?;
     let t = Training::read(&run)?;
-    let fit = fit_sm_gd(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+    let fit = fit_sm_gd(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))
+        .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
         meta.with("learning_rate", options.learning_rate)
             .with("steps", options.steps)
@@ -247,7 +258,8 @@ fn mle(args: EstimateArgs<MleParams>) -> anyhow::Result<Fitted> {
     options.check()?;
     let t = Training::read(&run)?;
     options.check_memory(&t.pattern, memory_budget())?;
-    let fit = fit_mle(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))?;
+    let fit = fit_mle(t.train.x.view(), &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))
+        .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
         meta.with("tolerance", options.tolerance)
             .with("converged", d.converged)
@@ -279,7 +291,8 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
         &t.pattern,
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
-    )?;
+    )
+    .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
         summary_meta(run_meta(meta, &options.run), &d.run)
             .with("normaliser", options.normaliser)
@@ -316,7 +329,8 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
         &t.pattern,
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
-    )?;
+    )
+    .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
         summary_meta(run_meta(meta, &options.run), &d.run)
             .with("kappa", options.kappa)
