@@ -380,6 +380,25 @@ fn bad_inputs_are_refused_naming_the_file_and_leave_no_output() {
     // A model name that cannot name a folder of figures.
     let error = fails(gmrf(evaluate_args(dir, &target, &["../up=DIR/mle-4"])));
     assert!(error.contains("model name"), "{error}");
+    // More samples than memory holds, and a τ that is no standard deviation: refused before any
+    // work, naming the option.
+    for (flag, value, expected) in [
+        ("--samples", "100000000000", "--samples 100000000000: the samples would take"),
+        ("--tau", "-1", "--tau -1.0: must be a finite number > 0"),
+    ] {
+        let mut args = evaluate_args(dir, &target, &["DIR/mle-4"]);
+        args.extend([flag.into(), value.into()]);
+        let error = fails(gmrf(args));
+        assert!(error.contains(expected), "{error}");
+    }
+    // The test table tied to another mean (by content, whatever the file is called).
+    let other = tempfile::tempdir().unwrap();
+    MnistFiles::fixture().prepare(other.path(), None, &["--fit-rows", "0..1000"]);
+    let mut args = evaluate_args(dir, &target, &["DIR/mle-4"]);
+    let at = args.iter().position(|a| a == "--mean").unwrap() + 1;
+    args[at] = other.path().join("mean.parquet").into();
+    let error = fails(gmrf(args));
+    assert!(error.contains("gmrf.mean_hash"), "{error}");
     assert!(!target.exists(), "no output folder: {:?}", files_in(out.path()));
 }
 

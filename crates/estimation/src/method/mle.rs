@@ -18,7 +18,7 @@ use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::{Adjacency, BarrierObjective, Quadratic};
 use crate::solve::lbfgs::lbfgs;
-use crate::solve::newton::minimise;
+use crate::solve::newton::{NewtonOutcome, minimise};
 use crate::solve::{LbfgsOptions, NewtonOptions, NewtonState};
 
 /// Options of [`fit_mle`].
@@ -97,6 +97,7 @@ pub fn mle(
     let mut state = NewtonState::new(start, progress);
     let diagonal = moments.diagonal();
     let mut lam = diagonal_start(pattern, &diagonal)?;
+    check_rows_for_cycles(pattern, moments.n_samples())?;
     check_pairs(pattern, &s, &diagonal)?;
     check_squares(pattern, moments)?;
     let mut lbfgs_iterations = 0;
@@ -107,7 +108,24 @@ pub fn mle(
     let scale: Vec<f64> =
         pattern.entries().iter().map(|e| (diagonal[e.i as usize] * diagonal[e.j as usize]).sqrt()).collect();
     let tolerance: Vec<f64> = scale.iter().map(|s| options.tolerance * s).collect();
-    let mut outcome = minimise(&objective, lam, 1.0, &options.newton, Some(&tolerance), &mut state)?;
+    // Newton in rounds of a few steps, checked between rounds for a likelihood that grows without
+    // bound (too few rows for the pattern), which it would otherwise chase for its every step.
+    const ROUND: usize = 4;
+    let round = NewtonOptions { max_steps: ROUND, ..options.newton };
+    let mut outcome = minimise(&objective, lam, 1.0, &round, Some(&tolerance), &mut state)?;
+    while !outcome.converged && outcome.steps < options.newton.max_steps {
+        check_bounded(&outcome.precision, &diagonal)?;
+        let more = minimise(&objective, outcome.precision, 1.0, &round, Some(&tolerance), &mut state)?;
+        if more.steps == 0 && !more.converged {
+            outcome.precision = more.precision;
+            break;
+        }
+        outcome = NewtonOutcome {
+            steps: outcome.steps + more.steps,
+            cg_iterations: outcome.cg_iterations + more.cg_iterations,
+            ..more
+        };
+    }
     check_bounded(&outcome.precision, &diagonal)?;
     if !outcome.converged {
         return Err(EstimationError::NoProgress {
@@ -138,6 +156,25 @@ pub fn mle(
         scaled_optimality_gap: (0..s.len()).map(|e| gap(e) / scale[e]).fold(0.0, f64::max),
     };
     Ok(Fit { precision: outcome.precision, trace: state.trace, diagnostics })
+}
+
+/// The masked MLE on a graph with a cycle does not exist from two rows: a cycle's maximum
+/// likelihood threshold is 3 (Buhl 1993), so no pattern that contains one has an MLE from fewer
+/// rows. A pattern on d pixels (a connected grid) has a cycle when it has d or more edges. Without
+/// this check Newton spent minutes chasing the unbounded likelihood of 2 rows on 28 × 28.
+fn check_rows_for_cycles(pattern: &Pattern, rows: usize) -> Result<(), EstimationError> {
+    let edges = pattern.entries().iter().filter(|e| !e.is_diagonal()).count();
+    if rows < 3 && edges >= pattern.dim() {
+        return Err(EstimationError::NoEstimate {
+            method: "mle",
+            reason: format!(
+                "the {} pattern has cycles, and the likelihood of a graph with a cycle has no \
+                 maximum from {rows} rows (3 at least): give more training rows",
+                pattern.neighbourhood()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A necessary condition for the masked MLE to exist: S restricted to every pair of neighbours
