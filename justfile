@@ -126,8 +126,10 @@ mnist-nce-original *FLAGS: mnist-prepare-gaussian
     {{gmrf}} estimate nce --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
     @just evaluate mnist-nce-original runs/mnist-gaussian
 
-# The estimators `just mnist-logit` fits, with 4 and 8 neighbours each.
-logit_methods := "mle sm"
+# The estimators `just mnist-logit` fits, with 4 and 8 neighbours each, and the wider radii of its
+# masked MLE.
+logit_methods := "mle sm nce cnce"
+logit_radii := "r2 r3"
 
 # Ingest MNIST, centre it in logit space on the first 50,000 training digits into runs/mnist-logit/.
 mnist-prepare-logit: mnist-data build
@@ -136,16 +138,23 @@ mnist-prepare-logit: mnist-data build
     {{gmrf}} ingest mnist --images {{mnist_dir}}/t10k-images-idx3-ubyte --labels {{mnist_dir}}/t10k-labels-idx1-ubyte --split test --out runs/mnist-logit/test.parquet
     {{gmrf}} centre --config pipelines/mnist-logit.toml --fit runs/mnist-logit/train.parquet --mean runs/mnist-logit/mean.parquet --out runs/mnist-logit/train-centred.parquet --apply runs/mnist-logit/test.parquet --apply-out runs/mnist-logit/test-centred.parquet
 
-# MNIST in logit space as MAF reports it (first 50,000 training digits): full Gaussian, masked MLE, sm → runs/mnist-logit/report.md.
+# MNIST in logit space as MAF reports it (first 50,000 training digits): full Gaussian beside every estimator → runs/mnist-logit/report.md.
 mnist-logit: mnist-prepare-logit
     #!/usr/bin/env bash
     set -euo pipefail
     models=()
     for method in {{logit_methods}}; do
+      # nce and cnce trace a held-out loss: on this pipeline's test table, in logit space.
+      extra=()
+      case $method in nce|cnce) extra=(--test runs/mnist-logit/test-centred.parquet);; esac
       for n in 4 8; do
-        {{gmrf}} estimate $method --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist-logit/train-centred.parquet --out runs/mnist-logit/$method-$n
+        {{gmrf}} estimate $method --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist-logit/train-centred.parquet --out runs/mnist-logit/$method-$n "${extra[@]}"
         models+=(--model "$method-$n=runs/mnist-logit/$method-$n")
       done
+    done
+    for n in {{logit_radii}}; do
+      {{gmrf}} estimate mle --config pipelines/mnist-mle.toml --neighbourhood $n --train runs/mnist-logit/train-centred.parquet --out runs/mnist-logit/mle-$n
+      models+=(--model "mle-$n=runs/mnist-logit/mle-$n")
     done
     {{gmrf}} evaluate --config pipelines/mnist-logit.toml --train runs/mnist-logit/train-centred.parquet --test runs/mnist-logit/test-centred.parquet --mean runs/mnist-logit/mean.parquet "${models[@]}" --out runs/mnist-logit
     echo "report: runs/mnist-logit/report.md"
