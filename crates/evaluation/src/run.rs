@@ -288,7 +288,8 @@ pub fn evaluate(
     for model in models {
         progress(&format!("{}: likelihood", model.name));
         let meta = &model.meta;
-        let gaussian = Gaussian::from_precision(model.precision.clone())?;
+        let gaussian = Gaussian::from_precision(model.precision.clone())
+            .map_err(|e| EvaluationError::Inputs(format!("model `{}`: {e}", model.name)))?;
         let mut r = row(
             &model.name,
             meta.param("method").unwrap_or("unknown"),

@@ -92,7 +92,17 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     };
     let spin = spinner("evaluating");
     let result =
-        evaluate(&train, &test, &mean, &models, &options, &|what| spin.set_message(what.to_string()))?;
+        evaluate(&train, &test, &mean, &models, &options, &|what| spin.set_message(what.to_string()))
+            // Name the inputs: the evaluation's own messages say "the test table", "the training
+            // data", "model `name`".
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "evaluate {} (test {}, mean {}): {e}",
+                    args.train.display(),
+                    args.test.display(),
+                    args.mean.display()
+                )
+            })?;
     spin.set_message("writing");
 
     let meta = |stage| {
