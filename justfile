@@ -144,11 +144,8 @@ mnist-logit: mnist-prepare-logit
     set -euo pipefail
     models=()
     for method in {{logit_methods}}; do
-      # nce and cnce trace a held-out loss: on this pipeline's test table, in logit space.
-      extra=()
-      case $method in nce|cnce) extra=(--test runs/mnist-logit/test-centred.parquet);; esac
       for n in 4 8; do
-        {{gmrf}} estimate $method --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist-logit/train-centred.parquet --out runs/mnist-logit/$method-$n "${extra[@]}"
+        {{gmrf}} estimate $method --config pipelines/mnist-$method.toml --neighbourhood $n --train runs/mnist-logit/train-centred.parquet --out runs/mnist-logit/$method-$n
         models+=(--model "$method-$n=runs/mnist-logit/$method-$n")
       done
     done

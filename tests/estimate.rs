@@ -28,8 +28,7 @@ fn estimate(method: &str, neighbourhood: &str, threads: Option<usize>) -> (tempf
 
 /// Few, small steps of `nce`/`cnce` on the fixture, with the test table for the held-out loss.
 fn contrastive_flags() -> Vec<String> {
-    let test = prepared().join("test-centred.parquet");
-    ["--steps", "60", "--batch-size", "500", "--trace-every", "20", "--test", test.to_str().unwrap()]
+    ["--solver", "minibatch", "--steps", "60", "--batch-size", "500", "--trace-every", "20"]
         .iter()
         .map(|s| s.to_string())
         .collect()
@@ -235,7 +234,7 @@ fn nce_and_cnce_are_positive_definite_with_finite_losses() {
         assert_eq!(trace.rows.len(), 60);
         assert!(trace.rows.iter().all(|r| r.loss.is_finite() && r.grad_norm.is_finite()), "{method}");
         let heldout: Vec<f64> = trace.rows.iter().filter_map(|r| r.heldout_loss).collect();
-        assert_eq!(heldout.len(), 3, "{method}: held-out loss at steps 20, 40, 60");
+        assert_eq!(heldout.len(), 3, "{method}: validation loss at steps 20, 40, 60");
         assert!(heldout.iter().all(|l| l.is_finite()));
         insta::assert_snapshot!(format!("{method}_4_neighbours"), render(&p));
     }

@@ -233,7 +233,7 @@ fn flags_layer_over_the_pipeline_file_and_sizes_beyond_memory_are_refused_with_t
     let stderr = refused("cnce", &train, &["--kappa", "4000000000"]);
     assert!(
         stderr.contains(
-            "--kappa 4000000000: 4000000000 noisy copies of an image of 784 pixels would take 22.8 TiB"
+            "--kappa 4000000000: 2000 images of 784 pixels with 4000000000 noisy copies each would take 22.3 PiB"
         ),
         "{stderr}"
     );

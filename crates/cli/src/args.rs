@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use gmrf_estimation::{
     BarrierWeight, CnceOptions, ContrastiveOptions, GdGradient, MleOptions, Named, NceOptions,
-    NoiseKind as NceNoise, Normaliser, OptimiserKind, Schedule, SmGdOptions,
+    NoiseKind as NceNoise, Normaliser, OptimiserKind, Schedule, SmGdOptions, Solver,
 };
 use gmrf_model::Neighbourhood;
 use serde::{Deserialize, Serialize};
@@ -264,12 +264,15 @@ pub enum Estimate {
     /// Masked maximum likelihood (covariance selection), the reference: L-BFGS, then Newton-CG.
     Mle(EstimateArgs<MleParams>),
     /// Noise-contrastive estimation: logistic discrimination of the data from ν times as many
-    /// samples of a Gaussian noise, by a first-order optimiser on minibatches in standardised
-    /// coordinates (pixels scaled to unit variance; Λθ is written in the original units), Λθ
-    /// kept positive definite at every step.
+    /// samples of a Gaussian noise, in standardised coordinates (pixels scaled to unit variance; Λθ
+    /// is written in the original units). By default (--solver newton) the full-batch loss with a
+    /// learned normaliser, convex in Λ, minimised by Newton-CG: its certified minimiser, or, with a
+    /// validation split (the default), the certified minimiser of loss − t·log|Λ| on all rows with
+    /// t chosen by the validation rows' likelihood. --solver minibatch runs the homework's
+    /// first-order loop instead. Slow on tens of thousands of images (minutes to hours).
     Nce(EstimateArgs<NceParams>),
     /// Conditional NCE: discrimination of each image from κ noisy copies of itself, which needs
-    /// no normaliser; optimised as nce is.
+    /// no normaliser; solved as nce is.
     Cnce(EstimateArgs<CnceParams>),
 }
 
@@ -406,7 +409,8 @@ pub struct MleParams {
 pub struct NceParams {
     /// The model's log-normaliser: `exact` (½ log|Λ| − (d/2) log 2π from the Cholesky factor) or
     /// `learned` (a free parameter c beside Λ, the classic NCE for unnormalised models; reported
-    /// next to the exact value).
+    /// next to the exact value), for --solver minibatch; --solver newton always learns c, which
+    /// makes the loss convex.
     #[arg(long, value_parser = named::<Normaliser>())]
     #[serde(default, with = "crate::config::text")]
     pub normaliser: Option<Normaliser>,
@@ -435,8 +439,9 @@ pub struct CnceParams {
     /// [default: 2/√d, 0.071 for 28x28: at the start G(x, y) ~ N(2, 4)].
     #[arg(long, value_name = "S")]
     pub sigma: Option<f64>,
-    /// Weight t of the log-barrier −(t/d) log|Λ| added to the loss, which keeps the fit off the
-    /// boundary of positive definiteness (plain cNCE runs into it on MNIST).
+    /// Weight t of the log-barrier −(t/d) log|Λ| added to the loss of --solver minibatch, which
+    /// keeps the fit off the boundary of positive definiteness (plain cNCE runs into it on MNIST).
+    /// --solver newton chooses its barrier weight on the validation split instead.
     #[arg(long, value_name = "T")]
     pub barrier_t: Option<f64>,
     #[command(flatten)]
@@ -444,10 +449,17 @@ pub struct CnceParams {
     pub run: ContrastiveParams,
 }
 
-/// The optimiser options that `nce` and `cnce` share.
+/// The solver options that `nce` and `cnce` share.
 #[derive(Debug, Default, Args, Serialize, Deserialize)]
 pub struct ContrastiveParams {
-    /// Update rule: `adam`, `rmsprop` (the original's) or `gd` (fixed-rate gradient descent).
+    /// `newton`: the full-batch loss minimised by Newton-CG to a certified optimum; `minibatch`:
+    /// the homework's first-order loop over minibatches (--optimiser, --steps, …), which stops
+    /// where its step count says.
+    #[arg(long, value_parser = named::<Solver>())]
+    #[serde(default, with = "crate::config::text")]
+    pub solver: Option<Solver>,
+    /// Minibatch update rule: `adam`, `rmsprop` (the original's) or `gd` (fixed-rate gradient
+    /// descent).
     #[arg(long, value_parser = named::<OptimiserKind>())]
     #[serde(default, with = "crate::config::text")]
     pub optimiser: Option<OptimiserKind>,
@@ -471,11 +483,13 @@ pub struct ContrastiveParams {
     /// fit.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub noise_per_epoch: Option<bool>,
-    /// A `centred` test table (centred with the training mean) whose loss is written to the trace
-    /// every --trace-every steps.
-    #[arg(long, value_name = "TEST-CENTRED.parquet")]
-    pub test: Option<PathBuf>,
-    /// Held-out loss every this many steps, and at the last.
+    /// Fraction of training images held out, split by a stable hash of (seed, source, id), in
+    /// [0, 1): with --solver newton they choose the barrier weight t by their held-out likelihood
+    /// before the fit to all rows at that t (0: the minimiser of the loss itself); with
+    /// --solver minibatch they are not fitted and their loss is traced.
+    #[arg(long, value_name = "F")]
+    pub validation_fraction: Option<f64>,
+    /// Validation loss every this many minibatch steps, and at the last.
     #[arg(long, value_name = "K")]
     pub trace_every: Option<u32>,
 }
@@ -505,6 +519,7 @@ fn estimate_defaults() -> Vec<(Method, &'static str, String)> {
         (Method::Nce, "normaliser", nce.normaliser.to_string()),
         (Method::Nce, "noise", nce.noise.to_string()),
         (Method::Nce, "nu", nce.nu.to_string()),
+        (Method::Nce, "solver", nce.solver.to_string()),
         (Method::Cnce, "kappa", cnce.kappa.to_string()),
         (Method::Cnce, "barrier_t", cnce.barrier.to_string()),
     ];

@@ -19,6 +19,7 @@ use gmrf_model::Pattern;
 use crate::{
     BarrierWeight, CnceOptions, ContrastiveOptions, EstimationError, GdGradient, LbfgsOptions, MleOptions,
     NceOptions, NewtonOptions, NoiseKind, Normaliser, OptimiserKind, Schedule, SmGdOptions, SmOptions,
+    Solver,
 };
 
 /// Refuses `value` of `option` with `reason` unless `ok`.
@@ -217,11 +218,17 @@ impl NceOptions {
         self.run.check()
     }
 
-    /// Refuses ν whose noise images, ν·`rows` of `dim` f32 pixels and their log-densities, need
-    /// more than `budget` bytes (`rows`: the training rows plus any held-out rows).
-    pub fn check_memory(&self, rows: usize, dim: usize, budget: u64) -> Result<(), EstimationError> {
+    /// Refuses ν whose noise images, ν·`rows` of the pattern's f32 pixels and their
+    /// log-densities, need more than `budget` bytes (`rows`: the training rows), with, for
+    /// [`Solver::Newton`], a copy of the data rows and the dense Hessian and its factor
+    /// (20·n² bytes, n the pattern's free entries).
+    pub fn check_memory(&self, rows: usize, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
+        let dim = pattern.dim();
         let noise_rows = (self.nu * rows as f64).round().max(1.0);
-        let bytes = noise_rows * (dim as f64 * 4.0 + 8.0);
+        let mut bytes = noise_rows * (dim as f64 * 4.0 + 8.0);
+        if self.solver == Solver::Newton {
+            bytes += rows as f64 * dim as f64 * 4.0 + 20.0 * (pattern.len() as f64).powi(2);
+        }
         fits_in_memory(
             "--nu",
             number(self.nu),
@@ -244,11 +251,21 @@ impl CnceOptions {
         self.run.check()
     }
 
-    /// Refuses κ whose noisy copies of one image, κ·`dim` f64 values per worker thread, need more
-    /// than `budget` bytes.
-    pub fn check_memory(&self, dim: usize, budget: u64) -> Result<(), EstimationError> {
-        let bytes = f64::from(self.kappa) * dim as f64 * 8.0;
-        let what = format!("{} noisy copies of an image of {dim} pixels", self.kappa);
+    /// Refuses κ whose noisy copies need more than `budget` bytes: for [`Solver::Newton`] the
+    /// `rows` training images and their κ·`rows` copies in f32, with the dense Hessian and its
+    /// factor (20·n² bytes, n the pattern's free entries); for the minibatch loop, κ copies of one
+    /// image in f64 per worker thread.
+    pub fn check_memory(&self, rows: usize, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
+        let (dim, kappa) = (pattern.dim() as f64, f64::from(self.kappa));
+        let (bytes, what) = match self.solver {
+            Solver::Newton => (
+                (1.0 + kappa) * rows as f64 * dim * 4.0 + 20.0 * (pattern.len() as f64).powi(2),
+                format!("{} images of {dim} pixels with {} noisy copies each", rows, self.kappa),
+            ),
+            Solver::Minibatch => {
+                (kappa * dim * 8.0, format!("{} noisy copies of an image of {dim} pixels", self.kappa))
+            }
+        };
         fits_in_memory("--kappa", self.kappa, &what, bytes, budget)
     }
 }
@@ -299,6 +316,7 @@ macro_rules! named {
 }
 
 named!(OptimiserKind { OptimiserKind::Gd => "gd", OptimiserKind::RmsProp => "rmsprop", OptimiserKind::Adam => "adam" });
+named!(Solver { Solver::Newton => "newton", Solver::Minibatch => "minibatch" });
 named!(Schedule { Schedule::Constant => "constant", Schedule::Cosine => "cosine" });
 named!(Normaliser { Normaliser::Exact => "exact", Normaliser::Learned => "learned" });
 named!(NoiseKind {
@@ -328,8 +346,9 @@ mod tests {
         MleOptions::default().check().unwrap();
         NceOptions::default().check().unwrap();
         CnceOptions::default().check().unwrap();
-        NceOptions::default().check_memory(60_000, 784, 1 << 30).unwrap();
-        CnceOptions::default().check_memory(784, 1 << 30).unwrap();
+        let mnist8 = Pattern::new(28, 28, gmrf_model::Neighbourhood::Eight).unwrap();
+        NceOptions::default().check_memory(60_000, &mnist8, 2 << 30).unwrap();
+        CnceOptions::default().check_memory(60_000, &mnist8, 2 << 30).unwrap();
     }
 
     #[test]
@@ -390,8 +409,9 @@ mod tests {
     #[test]
     fn sizes_beyond_the_memory_budget_are_refused_with_the_size_they_would_take() {
         // ν = 1e6 on 60,000 images of 784 pixels: 6e10 rows of 784 · 4 + 8 bytes = 1.886e14 bytes.
-        let nce = NceOptions { nu: 1e6, ..NceOptions::default() };
-        let message = nce.check_memory(60_000, 784, 16 << 30).unwrap_err().to_string();
+        let nce = NceOptions { nu: 1e6, solver: Solver::Minibatch, ..NceOptions::default() };
+        let mnist = Pattern::new(28, 28, gmrf_model::Neighbourhood::Four).unwrap();
+        let message = nce.check_memory(60_000, &mnist, 16 << 30).unwrap_err().to_string();
         let expected = 6e10 * (784.0 * 4.0 + 8.0) / 1024f64.powi(4);
         assert!(
             message.starts_with("--nu 1000000.0: 6e10 noise images of 784 pixels would take "),
@@ -401,11 +421,17 @@ mod tests {
         assert!(message.ends_with("more than the 16.0 GiB of memory"), "{message}");
         // κ = 4e9: 4e9 · 784 · 8 bytes = 2.509e13 bytes = 22.8 TiB.
         let cnce = CnceOptions { kappa: 4_000_000_000, ..CnceOptions::default() };
-        let message = cnce.check_memory(784, 16 << 30).unwrap_err().to_string();
+        let cnce = CnceOptions { solver: Solver::Minibatch, ..cnce };
+        let message = cnce.check_memory(60_000, &mnist, 16 << 30).unwrap_err().to_string();
         assert!(message.contains("would take 22.8 TiB"), "{message}");
         // Just inside the budget passes: ν = 1 on 1,000 rows of 784 pixels is 3,144,000 bytes.
-        NceOptions::default().check_memory(1000, 784, 3_144_000).unwrap();
-        assert_eq!(refused(NceOptions::default().check_memory(1000, 784, 3_143_999)), "--nu");
+        let minibatch = NceOptions { solver: Solver::Minibatch, ..NceOptions::default() };
+        minibatch.check_memory(1000, &mnist, 3_144_000).unwrap();
+        assert_eq!(refused(minibatch.check_memory(1000, &mnist, 3_143_999)), "--nu");
+        // Newton adds the data rows and the dense Hessian with its factor, 20·n² bytes.
+        let newton = 3_144_000 + 1000 * 784 * 4 + 20 * 2296 * 2296;
+        NceOptions::default().check_memory(1000, &mnist, newton).unwrap();
+        assert_eq!(refused(NceOptions::default().check_memory(1000, &mnist, newton - 1)), "--nu");
     }
 
     #[test]

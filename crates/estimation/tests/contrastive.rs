@@ -7,8 +7,8 @@ use common::{draws, relative_error, true_precision};
 use gmrf_estimation::objective::cnce::{cnce_gradient, cnce_objective};
 use gmrf_estimation::objective::nce::{nce_gradient, nce_objective};
 use gmrf_estimation::{
-    CnceOptions, ContrastiveOptions, MleOptions, NceOptions, NoiseKind, Normaliser, fit_cnce, fit_mle,
-    fit_nce,
+    CnceOptions, ContrastiveOptions, MleOptions, NceOptions, NoiseKind, Normaliser, Solver, fit_cnce,
+    fit_mle, fit_nce,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use ndarray::Array2;
@@ -147,14 +147,19 @@ fn nce_and_cnce_recover_a_known_gmrf_with_error_falling_as_n_grows() {
     let mut errors = Vec::new();
     for n in [1_000, 8_000] {
         let x = draws(&truth, n, 5);
-        let nce =
-            fit_nce(x.view(), None, &pattern, &NceOptions { run: full_batch(1), ..Default::default() }, None)
-                .unwrap();
+        let nce = fit_nce(
+            x.view(),
+            None,
+            &pattern,
+            &NceOptions { solver: Solver::Minibatch, run: full_batch(1), ..Default::default() },
+            None,
+        )
+        .unwrap();
         let cnce = fit_cnce(
             x.view(),
             None,
             &pattern,
-            &CnceOptions { run: full_batch(1), ..Default::default() },
+            &CnceOptions { solver: Solver::Minibatch, run: full_batch(1), ..Default::default() },
             None,
         )
         .unwrap();
@@ -179,8 +184,13 @@ fn nce_with_more_noise_comes_closer_to_the_masked_mle() {
     let x = draws(&truth, 1_000, 6);
     let mle = fit_mle(x.view(), &pattern, &MleOptions::default(), None).unwrap().precision;
     let distance = |nu: f64| {
-        let options =
-            NceOptions { nu, normaliser: Normaliser::Exact, run: full_batch(2), ..Default::default() };
+        let options = NceOptions {
+            solver: Solver::Minibatch,
+            nu,
+            normaliser: Normaliser::Exact,
+            run: full_batch(2),
+            ..Default::default()
+        };
         relative_error(&fit_nce(x.view(), None, &pattern, &options, None).unwrap().precision, &mle)
     };
     let (d1, d10) = (distance(1.0), distance(10.0));
@@ -194,7 +204,12 @@ fn nce_with_more_noise_comes_closer_to_the_masked_mle() {
 fn learned_normaliser_ends_near_the_exact_one() {
     let truth = true_precision(6, 6);
     let x = draws(&truth, 4_000, 7);
-    let options = NceOptions { normaliser: Normaliser::Learned, run: full_batch(3), ..Default::default() };
+    let options = NceOptions {
+        solver: Solver::Minibatch,
+        normaliser: Normaliser::Learned,
+        run: full_batch(3),
+        ..Default::default()
+    };
     let fit = fit_nce(x.view(), None, truth.pattern(), &options, None).unwrap();
     let d = &fit.diagnostics;
     let (learned, exact) = (d.learned_log_normaliser.unwrap(), d.exact_log_normaliser);
@@ -226,7 +241,12 @@ fn original_noise_is_refused_with_the_count_of_nonpositive_eigenvalues() {
     let dense_pd = Precision::new(pattern, values).unwrap();
     let x = draws(&dense_pd, 4_000, 8);
     let four = Pattern::new(5, 5, Neighbourhood::Four).unwrap();
-    let options = NceOptions { noise: NoiseKind::Original, run: full_batch(1), ..Default::default() };
+    let options = NceOptions {
+        solver: Solver::Minibatch,
+        noise: NoiseKind::Original,
+        run: full_batch(1),
+        ..Default::default()
+    };
     match fit_nce(x.view(), None, &four, &options, None) {
         Err(e) => {
             let msg = e.to_string();
@@ -249,13 +269,18 @@ fn fits_are_bit_identical_on_one_and_two_threads() {
                 x.view(),
                 Some(x.view()),
                 truth.pattern(),
-                &NceOptions { run, ..Default::default() },
+                &NceOptions { solver: Solver::Minibatch, run, ..Default::default() },
                 None,
             )
             .unwrap();
-            let cnce =
-                fit_cnce(x.view(), None, truth.pattern(), &CnceOptions { run, ..Default::default() }, None)
-                    .unwrap();
+            let cnce = fit_cnce(
+                x.view(),
+                None,
+                truth.pattern(),
+                &CnceOptions { solver: Solver::Minibatch, run, ..Default::default() },
+                None,
+            )
+            .unwrap();
             (nce.precision.into_values(), cnce.precision.into_values())
         })
     };

@@ -380,32 +380,44 @@ fn sm_barrier_returns_a_positive_definite_fit_chosen_by_validation_when_the_opti
     assert_eq!(d.unconstrained_nonpositive_eigenvalues, 9);
     assert!(d.unconstrained_min_eigenvalue <= 0.0);
     assert!(fit.precision.is_positive_definite() && fit.precision.min_eigenvalue().unwrap() > 0.0);
-    assert!(d.barrier_path.iter().all(|s| s.converged));
-    // The unconstrained optimum bounds J from below, and J falls as t falls along the path
-    // (up to the 1e-13 relative decrement tolerance of each stage).
-    assert!(d.sm_objective >= d.unconstrained_objective);
-    for pair in d.barrier_path.windows(2) {
+    assert!(d.validation_path.iter().chain(&d.barrier_path).all(|s| s.converged));
+    // The unconstrained optimum (of the training rows) bounds J from below, and J falls as t falls
+    // along the path (up to the 1e-13 relative decrement tolerance of each stage).
+    for pair in d.validation_path.windows(2) {
         assert!(pair[1].objective <= pair[0].objective + 1e-9 * pair[0].objective.abs());
     }
-    // The chosen t is the path's best validation nll.
+    assert!(d.validation_path.iter().all(|s| s.objective >= d.unconstrained_objective));
+    // The chosen t is the validation path's best validation nll.
     let best = d
-        .barrier_path
+        .validation_path
         .iter()
         .min_by(|a, b| a.validation_nll.unwrap().total_cmp(&b.validation_nll.unwrap()))
         .unwrap();
     assert_eq!(d.chosen_t, Some(best.t));
     assert!(fit.trace.iter().any(|r| r.heldout_loss.is_some()));
+    // Then Λ is refitted on all rows at that t: the same as fitting them all with t fixed, and
+    // its J on all rows is no higher than that of the fit to the training rows alone.
+    assert_eq!(d.barrier_path.last().unwrap().t, best.t);
+    let all = ndarray::concatenate(ndarray::Axis(0), &[train.view(), val.view()]).unwrap();
+    let fixed_at_best = SmOptions { weight: BarrierWeight::Fixed(best.t), ..SmOptions::default() };
+    let direct = fit_sm(all.view(), None, &pattern, &fixed_at_best, None).unwrap();
+    assert_eq!(direct.precision, fit.precision);
+    let sm_all =
+        ScoreMatching::new(&pattern, &SecondMoments::compute(all.view(), &pattern, Reach::TwoHops).unwrap())
+            .unwrap();
+    let on_train = fit_sm(train.view(), None, &pattern, &fixed_at_best, None).unwrap();
+    assert!(sm_all.sm_objective(fit.precision.values()) <= sm_all.sm_objective(on_train.precision.values()));
     // Patience 1 (the default): the path ends at the first stage whose validation nll is above
     // the best, here before t_min. Patience 2 runs one stage more and chooses the same t.
-    let k = d.barrier_path.iter().position(|s| s.t == best.t).unwrap();
-    assert_eq!(d.barrier_path.len(), k + 2, "path {:?}", d.barrier_path);
-    assert!(d.barrier_path[k + 1].validation_nll > best.validation_nll);
+    let k = d.validation_path.iter().position(|s| s.t == best.t).unwrap();
+    assert_eq!(d.validation_path.len(), k + 2, "path {:?}", d.validation_path);
+    assert!(d.validation_path[k + 1].validation_nll > best.validation_nll);
     let patient = SmOptions {
         weight: BarrierWeight::ByValidation { t_min: BarrierWeight::DEFAULT_T_MIN, patience: 2 },
         ..SmOptions::default()
     };
     let p2 = fit_sm(train.view(), Some(val.view()), &pattern, &patient, None).unwrap();
-    assert_eq!(p2.diagnostics.barrier_path.len(), k + 3);
+    assert_eq!(p2.diagnostics.validation_path.len(), k + 3);
     assert_eq!(p2.diagnostics.chosen_t, d.chosen_t);
     // Bit-identical on one thread.
     let one = run(1);
@@ -462,11 +474,12 @@ fn loosely_centred_stages_return_the_fully_centred_stage() {
     // with dense matrices) and so agrees with the other to the rule's accuracy.
     let pattern = Pattern::new(6, 6, Neighbourhood::Four).unwrap();
     let (train, val) = (factor_data(2000, 2), factor_data(1000, 3));
-    let sm = ScoreMatching::new(
-        &pattern,
-        &SecondMoments::compute(train.view(), &pattern, Reach::TwoHops).unwrap(),
-    )
-    .unwrap();
+    // With validation rows the returned Λ is refitted on all rows; with a fixed t it is fitted to
+    // the training rows.
+    let all = ndarray::concatenate(ndarray::Axis(0), &[train.view(), val.view()]).unwrap();
+    let sm_of = |x: ndarray::ArrayView2<'_, f32>| {
+        ScoreMatching::new(&pattern, &SecondMoments::compute(x, &pattern, Reach::TwoHops).unwrap()).unwrap()
+    };
     let exact_options = SmOptions {
         stage_centring_tol: 0.0,
         stage_cg_rel_tol: SmOptions::default().newton.cg_rel_tol,
@@ -487,6 +500,7 @@ fn loosely_centred_stages_return_the_fully_centred_stage() {
         assert!(steps(&loose.diagnostics) < steps(&exact.diagnostics));
         let chosen = loose.diagnostics.barrier_path.iter().find(|s| s.t == t);
         assert!(chosen.is_some_and(|s| s.converged));
+        let sm = sm_of(if validation.is_some() { all.view() } else { train.view() });
         let (half_decrement, f) = dense_half_decrement(&sm, &pattern, &loose.precision, t);
         let rule = SmOptions::default().newton.decrement_tol * f.abs();
         assert!(half_decrement <= rule, "{weight:?}: half decrement {half_decrement:e} > {rule:e}");

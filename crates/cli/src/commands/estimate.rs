@@ -4,13 +4,14 @@
 //! library options before any work, reads the training table, fits, and hands a [`Fitted`] to the
 //! one writer, [`write`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 use gmrf_estimation::{
-    BarrierWeight, CnceOptions, ContrastiveOptions, EstimationError, Fit, MleOptions, NceOptions, RunSummary,
-    SmGdOptions, SmOptions, TraceRow, fit_cnce, fit_mle, fit_nce, fit_sm, fit_sm_gd,
+    BarrierWeight, Certificate, CnceOptions, ContrastiveOptions, EstimationError, Fit, MleOptions,
+    NceOptions, Normaliser, RunSummary, SmGdOptions, SmOptions, Solver, TraceRow, fit_cnce, fit_mle, fit_nce,
+    fit_sm, fit_sm_gd,
 };
 use gmrf_model::{Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, Meta, Stage, Trace};
@@ -154,25 +155,6 @@ impl Training {
         self.spin.set_message(format!("{} step {step}: loss {loss:.6e}", self.method.name()));
     }
 
-    /// Reads the held-out table of `nce`/`cnce`, which must have the training table's image size.
-    fn read_test(&mut self, path: Option<&Path>) -> anyhow::Result<Option<Array2<f32>>> {
-        let Some(path) = path else { return Ok(None) };
-        let (t, _) = gmrf_table::read::<Centred>(path)?;
-        if (t.height, t.width) != (self.train.height, self.train.width) {
-            bail!(
-                "{}: {}x{} images, the training table {} has {}x{}",
-                path.display(),
-                t.height,
-                t.width,
-                self.train_path.display(),
-                self.train.height,
-                self.train.width
-            );
-        }
-        self.meta = self.meta.clone().with("test", file_name(path)).with("n_test", t.len());
-        Ok(Some(t.x))
-    }
-
     /// The fit, with what `meta` adds from its diagnostics to the metadata.
     fn fitted<D>(mut self, fit: Fit<D>, meta: impl FnOnce(Meta, &D) -> Meta) -> Fitted {
         self.meta = meta(self.meta.clone(), &fit.diagnostics);
@@ -217,8 +199,8 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
         fit_sm(fit_rows.view(), validation, &t.pattern, &options, Some(&|s: u32, l: f64| t.report(s, l)))
             .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
-        meta.with("n_fit", fit_rows.nrows())
-            .with("n_validation", validation_rows.nrows())
+        // Λ is fitted to every training row; the validation rows chose t beforehand.
+        meta.with("n_validation", validation_rows.nrows())
             .with("seed", run.seed)
             .with("validation_fraction", fraction)
             .with("barrier_t", d.chosen_t.map_or("none (unconstrained optimum)".into(), |t| t.to_string()))
@@ -274,6 +256,7 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
     let run = resolve(Method::Nce, args)?;
     let (p, defaults) = (&run.params, NceOptions::default());
     let options = NceOptions {
+        solver: p.run.solver.unwrap_or(defaults.solver),
         normaliser: p.normaliser.unwrap_or(defaults.normaliser),
         noise: p.noise.unwrap_or(defaults.noise),
         nu: p.nu.unwrap_or(defaults.nu),
@@ -281,21 +264,23 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
         ..defaults
     };
     options.check()?;
-    let mut t = Training::read(&run)?;
-    let test = t.read_test(p.run.test.as_deref())?;
-    let rows = t.train.len() + test.as_ref().map_or(0, |x| x.nrows());
-    options.check_memory(rows, t.pattern.dim(), memory_budget())?;
+    let fraction = validation_fraction(&p.run)?;
+    let t = Training::read(&run)?;
+    options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
+    let (fit_rows, validation_rows) = validation_split(&t.train, run.seed, fraction)?;
     let fit = fit_nce(
-        t.train.x.view(),
-        test.as_ref().map(|x| x.view()),
+        fit_rows.view(),
+        Some(validation_rows.view()),
         &t.pattern,
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
     )
     .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
-        summary_meta(run_meta(meta, &options.run), &d.run)
-            .with("normaliser", options.normaliser)
+        solution_meta(meta, 0.0, &options.run, d.run.as_ref(), d.certificate.as_ref())
+            .with("validation_fraction", fraction)
+            .with("n_validation", validation_rows.nrows())
+            .with("normaliser", if d.run.is_some() { options.normaliser } else { Normaliser::Learned })
             .with("noise_kind", options.noise)
             .with("nu", options.nu)
             .with("ridge", options.ridge)
@@ -317,25 +302,28 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
         kappa: p.kappa.unwrap_or(defaults.kappa),
         sigma: p.sigma.or(defaults.sigma),
         barrier: p.barrier_t.unwrap_or(defaults.barrier),
+        solver: p.run.solver.unwrap_or(defaults.solver),
         run: contrastive_options(&p.run, run.seed),
     };
     options.check()?;
-    let mut t = Training::read(&run)?;
-    options.check_memory(t.pattern.dim(), memory_budget())?;
-    let test = t.read_test(p.run.test.as_deref())?;
+    let fraction = validation_fraction(&p.run)?;
+    let t = Training::read(&run)?;
+    options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
+    let (fit_rows, validation_rows) = validation_split(&t.train, run.seed, fraction)?;
     let fit = fit_cnce(
-        t.train.x.view(),
-        test.as_ref().map(|x| x.view()),
+        fit_rows.view(),
+        Some(validation_rows.view()),
         &t.pattern,
         &options,
         Some(&|s: u32, l: f64| t.report(s, l)),
     )
     .map_err(|e| t.data_error(e))?;
     Ok(t.fitted(fit, |meta, d| {
-        summary_meta(run_meta(meta, &options.run), &d.run)
+        solution_meta(meta, options.barrier, &options.run, d.run.as_ref(), d.certificate.as_ref())
+            .with("validation_fraction", fraction)
+            .with("n_validation", validation_rows.nrows())
             .with("kappa", options.kappa)
             .with("sigma", d.sigma)
-            .with("barrier_t", options.barrier)
             .with("exact_log_normaliser", d.exact_log_normaliser)
             .with("final_loss", d.final_loss)
             .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))
@@ -393,8 +381,7 @@ fn contrastive_options(p: &ContrastiveParams, seed: u64) -> ContrastiveOptions {
 }
 
 fn run_meta(meta: Meta, run: &ContrastiveOptions) -> Meta {
-    meta.with("seed", run.seed)
-        .with("optimiser", run.optimiser)
+    meta.with("optimiser", run.optimiser)
         .with("schedule", run.schedule)
         .with("learning_rate", run.learning_rate)
         .with("batch_size", run.batch_size)
@@ -409,11 +396,75 @@ fn run_meta(meta: Meta, run: &ContrastiveOptions) -> Meta {
         )
 }
 
+/// How the estimate was computed: the certificate of a full-batch Newton fit, or the settings and
+/// summary of a minibatch run.
+fn solution_meta(
+    meta: Meta,
+    barrier_t: f64,
+    options: &ContrastiveOptions,
+    run: Option<&RunSummary>,
+    certificate: Option<&Certificate>,
+) -> Meta {
+    let meta = meta.with("seed", options.seed);
+    match (run, certificate) {
+        (_, Some(c)) => meta
+            .with("solver", Solver::Newton)
+            .with(
+                "solution",
+                match c.barrier_t {
+                    None => "certified minimiser of the full-batch loss J".to_string(),
+                    Some(_) => {
+                        "certified minimiser of J − t·log|Λ| on all rows, t chosen by validation nll on \
+                                the barrier path of the fitting rows"
+                            .to_string()
+                    }
+                },
+            )
+            .with("barrier_t", c.barrier_t.map_or("none".into(), |t| t.to_string()))
+            .with(
+                "validation_path",
+                c.validation_path
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "t={:e}:nll={}",
+                            s.t,
+                            s.validation_nll.map_or("-".into(), |v| format!("{v:.6}"))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .with("converged", c.converged)
+            .with("max_gradient", c.max_gradient)
+            .with("lbfgs_iterations", c.lbfgs_iterations)
+            .with("newton_steps", c.newton_steps)
+            .with("cg_iterations", c.cg_iterations)
+            .with(
+                "coordinates",
+                "standardised (pixels scaled by their training std; Λθ written in original units)",
+            ),
+        (Some(r), None) => summary_meta(run_meta(meta.with("solver", Solver::Minibatch), options), r)
+            .with("barrier_t", barrier_t)
+            .with("solution", "where the minibatch optimiser stopped after its steps"),
+        (None, None) => meta,
+    }
+}
+
 fn summary_meta(meta: Meta, run: &RunSummary) -> Meta {
     meta.with("converged", run.converged)
         .with("halvings", run.halvings)
         .with("rejected_steps", run.rejected_steps)
         .with("epochs", run.epochs)
+}
+
+/// The validation fraction of `nce`/`cnce`, in [0, 1).
+fn validation_fraction(p: &ContrastiveParams) -> anyhow::Result<f64> {
+    let fraction = p.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION);
+    if !(0.0..1.0).contains(&fraction) {
+        bail!("--validation-fraction {fraction:?}: must lie in [0, 1)");
+    }
+    Ok(fraction)
 }
 
 /// Splits the rows of `train` into (fit, validation) by a stable hash of (seed, source, id).

@@ -33,17 +33,23 @@
 //! depend on the minibatch order or the thread count, and is regenerated rather than stored.
 
 use gmrf_model::{Cholesky, Pattern, Precision};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use rayon::prelude::*;
 
-use super::check_rows;
-use super::contrastive::{Standardised, identity_start, standardise};
+use super::contrastive::{
+    BarrierChoice, Certificate, Standardised, certified_minimum, identity_start, masked_mle_start,
+    standardise, validated_barrier_minimum,
+};
+use super::nce::Solver;
+use super::{check_rows, with_validation_rows};
 use crate::EstimationError;
 use crate::fit::{Fit, Progress};
+use crate::moments::{Reach, SecondMoments};
 use crate::objective::cnce::{add_barrier, cnce_terms, gradient_of};
-use crate::objective::{Planes, gaussian_log_normaliser};
+use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth, gaussian_log_normaliser, heldout_nll};
 use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
 /// Options of [`fit_cnce`].
@@ -57,13 +63,21 @@ pub struct CnceOptions {
     /// Weight t of the log-barrier −(t/d) log|Λ| added to J (standardised coordinates); 0 for
     /// plain cNCE. Default 0.
     pub barrier: f64,
+    /// Full-batch Newton (default) or the minibatch loop of `run`.
+    pub solver: Solver,
     /// Optimiser, batches and seed.
     pub run: ContrastiveOptions,
 }
 
 impl Default for CnceOptions {
     fn default() -> Self {
-        CnceOptions { kappa: 4, sigma: None, barrier: 0.0, run: ContrastiveOptions::default() }
+        CnceOptions {
+            kappa: 4,
+            sigma: None,
+            barrier: 0.0,
+            solver: Solver::Newton,
+            run: ContrastiveOptions::default(),
+        }
     }
 }
 
@@ -72,14 +86,16 @@ impl Default for CnceOptions {
 pub struct CnceDiagnostics {
     /// The σ used (fraction of each pixel's standard deviation).
     pub sigma: f64,
-    /// The optimiser's summary.
-    pub run: RunSummary,
+    /// The minibatch optimiser's summary ([`Solver::Minibatch`]).
+    pub run: Option<RunSummary>,
+    /// Newton's certificate ([`Solver::Newton`]).
+    pub certificate: Option<Certificate>,
     /// ½ log|Λ| − (d/2) log 2π at the returned Λ, in the original units.
     pub exact_log_normaliser: f64,
-    /// J_t (J plus the barrier term, if any) over all training rows, with the first epoch's
-    /// copies, at the returned Λ.
+    /// J over all fitted rows and their copies at the returned Λ (minibatch: J_t, plus the
+    /// barrier term, with the first epoch's copies).
     pub final_loss: f64,
-    /// J_t on the held-out rows at the returned Λ, when they were given.
+    /// J_t on the validation rows at the returned Λ (minibatch, when they were given).
     pub heldout_loss: Option<f64>,
 }
 
@@ -181,10 +197,13 @@ impl Minibatched for CnceProblem {
     }
 }
 
-/// Fits Λ by cNCE on centred data `x` (N × d), with held-out rows `test` for the trace.
+/// Fits Λ by cNCE on centred data `x` (N × d); `validation` holds rows of the same training
+/// table set aside. With [`Solver::Newton`] they choose the barrier weight t by their held-out
+/// likelihood under fits to `x`, and Λ is then fitted to all rows at that t (without them, Λ is
+/// the minimiser of J itself); with [`Solver::Minibatch`] their loss is traced.
 pub fn fit_cnce(
     x: ArrayView2<'_, f32>,
-    test: Option<ArrayView2<'_, f32>>,
+    validation: Option<ArrayView2<'_, f32>>,
     pattern: &Pattern,
     options: &CnceOptions,
     progress: Progress<'_>,
@@ -200,7 +219,10 @@ pub fn fit_cnce(
             options.kappa, options.barrier
         )));
     }
-    let Standardised { standard, z, test } = standardise(x, test, pattern)?;
+    if options.solver == Solver::Newton {
+        return newton_cnce(x, validation.filter(|v| v.nrows() > 0), sigma, pattern, options, progress);
+    }
+    let Standardised { standard, z, test } = standardise(x, validation, pattern)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
     rng.set_stream(2);
     let mut problem = CnceProblem {
@@ -225,6 +247,104 @@ pub fn fit_cnce(
     Ok(Fit {
         precision: standard.to_original(&lam_z)?,
         trace,
-        diagnostics: CnceDiagnostics { sigma, run, exact_log_normaliser, final_loss, heldout_loss },
+        diagnostics: CnceDiagnostics {
+            sigma,
+            run: Some(run),
+            certificate: None,
+            exact_log_normaliser,
+            final_loss,
+            heldout_loss,
+        },
+    })
+}
+
+/// The κ noisy copies zᵣ + σε of every row, ε drawn from ChaCha8 seeded by a hash of the seed and
+/// the row's own values: the copies of an image do not depend on where it stands in the table.
+fn copies_by_content(
+    z: ArrayView2<'_, f32>,
+    x: ArrayView2<'_, f32>,
+    kappa: usize,
+    sigma: f64,
+    seed: u64,
+) -> Array2<f32> {
+    let d = z.ncols();
+    let mut copies = Array2::<f32>::zeros((z.nrows() * kappa, d));
+    copies.axis_chunks_iter_mut(Axis(0), kappa).into_par_iter().enumerate().for_each(|(r, mut block)| {
+        let key = x.row(r).iter().fold(seed, |h, v| noise_key(h, u64::from(v.to_bits()), 2));
+        let mut rng = ChaCha8Rng::seed_from_u64(key);
+        for mut y in block.rows_mut() {
+            for (yv, &zv) in y.iter_mut().zip(z.row(r)) {
+                *yv = (f64::from(zv) + sigma * rng.sample::<f64, _>(StandardNormal)) as f32;
+            }
+        }
+    });
+    copies
+}
+
+/// The full-batch cNCE estimate: all rows (`x`, then the validation rows) standardised, κ copies
+/// of each, the pairs of the first N_fit rows choosing t on the validation rows, and the pairs of
+/// every row giving the estimate (see [`fit_cnce`]).
+fn newton_cnce(
+    x: ArrayView2<'_, f32>,
+    validation: Option<ArrayView2<'_, f32>>,
+    sigma: f64,
+    pattern: &Pattern,
+    options: &CnceOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<CnceDiagnostics>, EstimationError> {
+    let all = with_validation_rows(x, validation)?;
+    let Standardised { standard, z, .. } = standardise(all.view(), None, pattern)?;
+    let kappa = options.kappa as usize;
+    let copies = copies_by_content(z.view(), all.view(), kappa, sigma, options.run.seed);
+    drop(all);
+    let (n, n_fit) = (z.nrows(), x.nrows());
+    let held_out = (n_fit < n)
+        .then(|| SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern))
+        .transpose()?;
+    let rows = ndarray::concatenate(Axis(0), &[z.view(), copies.view()])
+        .map_err(|e| EstimationError::Shape(format!("data rows and copies: {e}")))?;
+    drop((z, copies));
+    // softplus(−G), G = ½yᵀΛy − ½xᵀΛx, for every pair (row r, its copy k).
+    let pairs = |rows: usize| -> Vec<Sample> {
+        (0..rows * kappa)
+            .map(|p| Sample {
+                sign: -1.0,
+                offset: 0.0,
+                parts: [((p / kappa) as u32, -0.5), ((n + p) as u32, 0.5)],
+            })
+            .collect()
+    };
+    let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
+    let start = masked_mle_start(rows.slice(ndarray::s![..n_fit, ..]), pattern)?;
+    let minimum = if n_fit < n {
+        let fit = ContrastiveLoss::new(pattern, rows.view(), pairs(n_fit), n_fit * kappa, false);
+        let score = |lam: &Precision| held_out.as_ref().map(|m| heldout_nll(lam, m)).transpose();
+        let t_start = 10f64.powf((fit.value(start.values()) / pattern.dim() as f64).log10().round());
+        let choice = BarrierChoice {
+            t_start,
+            t_min: t_start * 1e-6,
+            t_factor: 10.0,
+            patience: 1,
+            decrement_tol: 1e-16,
+        };
+        validated_barrier_minimum("cnce", &fit, &loss, &score, start, &choice, progress)?
+    } else {
+        certified_minimum("cnce", &loss, start, 1e-16, progress)?
+    };
+    let lam_z = minimum.precision;
+    let final_loss = loss.value(lam_z.values());
+    let factor = lam_z.try_factor()?;
+    let exact_log_normaliser = gaussian_log_normaliser(factor.log_det(), pattern.dim()) - standard.log_det();
+    Ok(Fit {
+        precision: standard.to_original(&lam_z)?,
+        trace: minimum.trace,
+        diagnostics: CnceDiagnostics {
+            sigma,
+            run: None,
+            certificate: Some(minimum.certificate),
+            exact_log_normaliser,
+            final_loss,
+            heldout_loss: None,
+        },
     })
 }

@@ -1,11 +1,207 @@
-//! What `nce` and `cnce` share before their optimisers start: the data checked against the
-//! pattern and standardised, and the starting point.
+//! What `nce` and `cnce` share: the data checked against the pattern and standardised, the
+//! starting point, and the certified minimum of a full-batch loss.
+
+use std::time::Instant;
 
 use gmrf_model::{Pattern, Precision};
 use ndarray::{Array2, ArrayView2};
 
+use super::mle::{MleOptions, mle};
 use crate::EstimationError;
-use crate::moments::Standardisation;
+use crate::fit::{Progress, TraceRow};
+use crate::moments::{Reach, SecondMoments, Standardisation};
+use crate::objective::{Adjacency, BarrierObjective, Smooth, max_entry_gradient};
+use crate::solve::lbfgs::lbfgs;
+use crate::solve::newton::minimise;
+use crate::solve::{
+    BarrierStage, LbfgsOptions, NewtonOptions, NewtonState, PathOptions, follow_barrier_path,
+};
+
+/// What a full-batch Newton fit reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Certificate {
+    /// The barrier weight t of the returned Λ, the minimiser of J − t·log|Λ| on all rows, chosen on
+    /// the validation rows; `None`: the minimiser of J itself.
+    pub barrier_t: Option<f64>,
+    /// The stages of the barrier path that chose t, fitted without the validation rows.
+    pub validation_path: Vec<BarrierStage>,
+    /// L-BFGS iterations before Newton.
+    pub lbfgs_iterations: usize,
+    /// Newton steps.
+    pub newton_steps: usize,
+    /// CG iterations over those steps.
+    pub cg_iterations: usize,
+    /// Whether Newton met its decrement rule: the returned Λ is the optimum.
+    pub converged: bool,
+    /// max over the pattern of the returned Λ's |∂F/∂Λᵢⱼ|, F = J − t·log|Λ| (standardised
+    /// coordinates): the stationarity measure.
+    pub max_gradient: f64,
+}
+
+/// A certified minimum: Λ (standardised coordinates), how it was reached, and the solver's trace.
+pub(crate) struct Minimum {
+    pub(crate) precision: Precision,
+    pub(crate) certificate: Certificate,
+    pub(crate) trace: Vec<TraceRow>,
+}
+
+/// Λᵢᵢ in standardised coordinates (1/Var(zᵢ | rest) against Var(zᵢ) = 1) past which the loss is
+/// taken to fall without bound: as for `mle`, far beyond what 8-bit data supports.
+const UNBOUNDED_PRECISION: f64 = 1e8;
+
+/// Minimises the convex `loss` over the positive definite cone from `start` (standardised
+/// coordinates): L-BFGS until the largest entry gradient falls to 1e-2 of its start, then
+/// Newton-CG until half the squared decrement is at most `decrement_tol`·max(1, |J|), in rounds
+/// of four steps checked for a loss that falls without bound (Λ growing past any scale, where the
+/// data and the noise can be told apart by a quadratic form). An error if Newton stops short.
+pub(crate) fn certified_minimum(
+    method: &'static str,
+    loss: &dyn Smooth,
+    start: Precision,
+    decrement_tol: f64,
+    progress: Progress<'_>,
+) -> Result<Minimum, EstimationError> {
+    let pattern = start.pattern().clone();
+    let adjacency = Adjacency::new(&pattern);
+    let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: loss };
+    let mut state = NewtonState::new(Instant::now(), progress);
+    let warm = LbfgsOptions { memory: 30, until_gap: 1e-2, max_iterations: 300 };
+    let (mut lam, lbfgs_iterations) = lbfgs(&objective, start, 0.0, &warm, None, &mut state)?;
+    check_bounded(method, &lam)?;
+    const ROUND: usize = 4;
+    let options = NewtonOptions { decrement_tol, ..NewtonOptions::default() };
+    let round = NewtonOptions { max_steps: ROUND, ..options };
+    let (mut newton_steps, mut cg_iterations) = (0, 0);
+    let converged = loop {
+        let outcome = minimise(&objective, lam, 0.0, &round, None, &mut state)?;
+        lam = outcome.precision;
+        newton_steps += outcome.steps;
+        cg_iterations += outcome.cg_iterations;
+        check_bounded(method, &lam)?;
+        if outcome.converged || outcome.steps < ROUND || newton_steps >= options.max_steps {
+            break outcome.converged;
+        }
+    };
+    let max_gradient = max_entry_gradient(&pattern, &loss.gradient(lam.values()));
+    if !converged {
+        return Err(EstimationError::NoProgress {
+            method,
+            reason: format!(
+                "Newton stopped after {newton_steps} steps ({cg_iterations} CG iterations) short of \
+                 its decrement rule, largest gradient entry {max_gradient:.3e}: the minimiser may lie \
+                 on the boundary of the positive definite cone"
+            ),
+        });
+    }
+    let certificate = Certificate {
+        barrier_t: None,
+        validation_path: Vec::new(),
+        lbfgs_iterations,
+        newton_steps,
+        cg_iterations,
+        converged,
+        max_gradient,
+    };
+    Ok(Minimum { precision: lam, certificate, trace: state.trace })
+}
+
+/// How [`validated_barrier_minimum`] runs its path.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BarrierChoice {
+    /// The path's first and smallest weights, and the divisor between stages.
+    pub(crate) t_start: f64,
+    pub(crate) t_min: f64,
+    pub(crate) t_factor: f64,
+    /// Stages of rising validation nll tolerated before stopping.
+    pub(crate) patience: usize,
+    /// The decrement rule of the final centring on all rows (relative to max(1, |F|)).
+    pub(crate) decrement_tol: f64,
+}
+
+/// A regularised minimum of a convex loss whose minimiser lies on (or beyond) the boundary of the
+/// positive definite cone: the barrier path of J_fit − t·log|Λ| over the fitting rows, from
+/// `start`, scored by `validation` (held-out nll of the validation rows, lower is better), chooses
+/// t; then J_all − t·log|Λ|, the loss over all rows, is minimised at that t from the chosen
+/// stage's centre, to the decrement rule. J − t·log|Λ| is strictly convex, so its centre, the
+/// returned Λ, does not depend on where Newton started.
+pub(crate) fn validated_barrier_minimum(
+    method: &'static str,
+    fit: &dyn Smooth,
+    all: &dyn Smooth,
+    validation: &dyn Fn(&Precision) -> Result<Option<f64>, EstimationError>,
+    start: Precision,
+    choice: &BarrierChoice,
+    progress: Progress<'_>,
+) -> Result<Minimum, EstimationError> {
+    let pattern = start.pattern().clone();
+    let adjacency = Adjacency::new(&pattern);
+    let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: fit };
+    let mut state = NewtonState::new(Instant::now(), progress);
+    let newton = NewtonOptions::default();
+    let path = PathOptions {
+        t_start: choice.t_start,
+        t_end: choice.t_min,
+        t_factor: choice.t_factor,
+        patience: Some(choice.patience),
+        stage_newton: NewtonOptions { centring_tol: 1e-2, cg_rel_tol: 1e-4, ..newton },
+        stage_warm_start: None,
+        polish: NewtonOptions { decrement_tol: 1e-13, ..newton },
+    };
+    let chosen = follow_barrier_path(&objective, start, &path, validation, &mut state)?;
+    check_bounded(method, &chosen.precision)?;
+    let t = chosen.chosen_t;
+    let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: all };
+    state.invalidate_preconditioner();
+    let refit = NewtonOptions { decrement_tol: choice.decrement_tol, ..newton };
+    let outcome = minimise(&objective, chosen.precision, t, &refit, None, &mut state)?;
+    check_bounded(method, &outcome.precision)?;
+    let lam = outcome.precision;
+    let g = objective.gradient_at(&lam, t).ok_or_else(|| EstimationError::NoProgress {
+        method,
+        reason: "the refit on all rows left the positive definite cone".into(),
+    })?;
+    let max_gradient = max_entry_gradient(&pattern, &g);
+    if !outcome.converged {
+        return Err(EstimationError::NoProgress {
+            method,
+            reason: format!(
+                "Newton stopped after {} steps of the refit on all rows at t = {t:e} short of its \
+                 decrement rule, largest gradient entry {max_gradient:.3e}",
+                outcome.steps
+            ),
+        });
+    }
+    let stages = chosen.stages;
+    let certificate = Certificate {
+        barrier_t: Some(t),
+        lbfgs_iterations: stages.iter().map(|s| s.lbfgs_iterations).sum(),
+        newton_steps: stages.iter().map(|s| s.newton_steps).sum::<usize>() + outcome.steps,
+        cg_iterations: stages.iter().map(|s| s.cg_iterations).sum::<usize>() + outcome.cg_iterations,
+        validation_path: stages,
+        converged: true,
+        max_gradient,
+    };
+    Ok(Minimum { precision: lam, certificate, trace: state.trace })
+}
+
+/// Refuses a Λ that has run off towards a loss that falls without bound.
+fn check_bounded(method: &'static str, lam: &Precision) -> Result<(), EstimationError> {
+    let pattern = lam.pattern();
+    for i in 0..pattern.dim() {
+        let v = lam.values()[pattern.diagonal_position(i)];
+        if v > UNBOUNDED_PRECISION {
+            return Err(EstimationError::NoEstimate {
+                method,
+                reason: format!(
+                    "the loss falls without bound: pixel {i}'s precision reached {v:.1e} times its \
+                     inverse variance, i.e. a quadratic form on the pattern tells the data from the \
+                     noise ever better as Λ grows"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Training rows (and held-out rows, if any) in standardised coordinates z = D⁻¹x.
 pub(crate) struct Standardised {
@@ -36,6 +232,21 @@ pub(crate) fn standardise(
         _ => None,
     };
     Ok(Standardised { z: standard.apply(x), standard, test })
+}
+
+/// The masked MLE of `z` (standardised coordinates), where the full-batch contrastive fits start:
+/// near their optima when the model fits the data, so Newton needs fewer damped steps than from
+/// I. Where it does not exist (too few rows for the pattern), Λ₀ = I. The fits' optima do not
+/// depend on their start.
+pub(crate) fn masked_mle_start(
+    z: ArrayView2<'_, f32>,
+    pattern: &Pattern,
+) -> Result<Precision, EstimationError> {
+    let moments = SecondMoments::compute(z, pattern, Reach::Pattern)?;
+    match mle(pattern, &moments, &MleOptions::default(), None) {
+        Ok(fit) => Ok(fit.precision),
+        Err(_) => identity_start(pattern),
+    }
 }
 
 /// Λ₀ = I in standardised coordinates, i.e. diag(1/sᵢ²) in the original units: independent

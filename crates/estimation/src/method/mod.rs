@@ -20,7 +20,10 @@ pub mod nce;
 pub mod sm;
 pub mod sm_gd;
 
+pub use contrastive::Certificate;
+
 use gmrf_model::{Pattern, Precision};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::EstimationError;
 
@@ -46,4 +49,17 @@ pub(crate) fn check_rows(method: &'static str, rows: usize) -> Result<(), Estima
         return Err(EstimationError::TooFewRows { method, rows, needed: NEEDED });
     }
     Ok(())
+}
+
+/// The training rows `x` followed by the validation rows, if any: what an estimator refits once
+/// the validation rows have chosen its regularisation.
+pub(crate) fn with_validation_rows(
+    x: ArrayView2<'_, f32>,
+    validation: Option<ArrayView2<'_, f32>>,
+) -> Result<Array2<f32>, EstimationError> {
+    match validation {
+        Some(v) => ndarray::concatenate(Axis(0), &[x.view(), v.view()])
+            .map_err(|e| EstimationError::Shape(format!("training and validation rows: {e}"))),
+        None => Ok(x.to_owned()),
+    }
 }

@@ -1,17 +1,30 @@
-//! `nce`: noise-contrastive estimation of Λ (Gutmann & Hyvärinen 2010, 2012) by the minibatch
-//! first-order loop, in standardised coordinates: the objective is [`crate::objective::nce`].
+//! `nce`: noise-contrastive estimation of Λ (Gutmann & Hyvärinen 2010, 2012), in standardised
+//! coordinates.
+//!
+//! By default ([`Solver::Newton`]) the estimate is the certified minimiser of the full-batch NCE
+//! loss with a learned normaliser, J(Λ) = min_c (1/N) [Σᵢ softplus(−G(xᵢ)) + Σⱼ softplus(G(yⱼ))],
+//! G(u) = c − ½uᵀΛu − log p_n(u) − log ν, over the data xᵢ and a fixed draw of νN noise rows yⱼ
+//! ([`crate::objective::ContrastiveLoss`]): a convex function of Λ, minimised by Newton-CG to a
+//! decrement tolerance. The minibatch first-order loop ([`Solver::Minibatch`], the homework's
+//! way; objective [`crate::objective::nce`]) stays available.
 
 use gmrf_model::{Cholesky, Pattern, Precision};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::check_rows;
-use super::contrastive::{Standardised, identity_start, standardise};
+use super::contrastive::{
+    BarrierChoice, Certificate, Standardised, certified_minimum, identity_start, masked_mle_start,
+    standardise, validated_barrier_minimum,
+};
+use super::{check_rows, with_validation_rows};
 use crate::EstimationError;
 use crate::fit::{Fit, Progress};
+use crate::moments::{Reach, SecondMoments};
 use crate::objective::nce::{all_rows, log_normaliser, nce_loss_gradient};
-use crate::objective::{GaussianNoise, NoiseKind, Planes, gaussian_log_normaliser};
+use crate::objective::{
+    ContrastiveLoss, GaussianNoise, NoiseKind, Planes, Sample, Smooth, gaussian_log_normaliser, heldout_nll,
+};
 use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
 /// How the model's log-normaliser is handled.
@@ -34,10 +47,27 @@ impl Normaliser {
     }
 }
 
+/// How `nce` and `cnce` compute their estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// The full-batch loss (learned normaliser for NCE) minimised by Newton-CG: a certified
+    /// optimum, or a point of a barrier path chosen on validation data.
+    #[default]
+    Newton,
+    /// The minibatch first-order loop (GD, RMSprop, Adam) for a fixed number of steps.
+    Minibatch,
+}
+
 /// Options of [`fit_nce`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NceOptions {
-    /// Exact or learned log-normaliser. Default exact.
+    /// Full-batch Newton (default) or the minibatch loop of `run`.
+    pub solver: Solver,
+    /// Newton's stopping rule for [`Solver::Newton`]: half the squared Newton decrement at most
+    /// this times max(1, |J|). Default 1e-16.
+    pub decrement_tol: f64,
+    /// Exact or learned log-normaliser, for [`Solver::Minibatch`] (full-batch Newton always
+    /// learns c: the loss is then convex). Default exact.
     pub normaliser: Normaliser,
     /// Noise density. Default [`NoiseKind::Full`].
     pub noise: NoiseKind,
@@ -52,6 +82,8 @@ pub struct NceOptions {
 impl Default for NceOptions {
     fn default() -> Self {
         NceOptions {
+            solver: Solver::Newton,
+            decrement_tol: 1e-16,
             normaliser: Normaliser::Exact,
             noise: NoiseKind::Full,
             nu: 1.0,
@@ -64,8 +96,10 @@ impl Default for NceOptions {
 /// Diagnostics of [`fit_nce`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct NceDiagnostics {
-    /// The optimiser's summary.
-    pub run: RunSummary,
+    /// The minibatch optimiser's summary ([`Solver::Minibatch`]).
+    pub run: Option<RunSummary>,
+    /// Newton's certificate ([`Solver::Newton`]).
+    pub certificate: Option<Certificate>,
     /// Noise rows in the pool (ν N).
     pub n_noise: usize,
     /// ½ log|Λ| − (d/2) log 2π at the returned Λ, in the original units.
@@ -170,12 +204,18 @@ impl Minibatched for NceProblem {
     }
 }
 
-/// Fits Λ by NCE on centred data `x` (N × d), with held-out rows `test` for the trace. The noise
-/// pool (round(νN) rows) is drawn from ChaCha8 seeded with `options.run.seed` (stream 0; the
-/// held-out noise uses stream 1), so a seed fixes the result on every machine and thread count.
+/// Fits Λ by NCE on centred data `x` (N × d); `validation` holds rows of the same training
+/// table set aside (centred with the same mean). The noise pool (round(ν·rows) rows) is drawn from
+/// ChaCha8 seeded with `options.run.seed` (stream 0), so a seed fixes the result on every machine
+/// and thread count.
+///
+/// With [`Solver::Newton`], the validation rows choose the barrier weight t (by their held-out
+/// likelihood under fits to `x`), and the model is then fitted to all rows, `x` and `validation`
+/// together, at that t; without validation rows, the estimate is the minimiser of J itself. With
+/// [`Solver::Minibatch`], `x` is fitted and the validation rows' loss is traced (noise stream 1).
 pub fn fit_nce(
     x: ArrayView2<'_, f32>,
-    test: Option<ArrayView2<'_, f32>>,
+    validation: Option<ArrayView2<'_, f32>>,
     pattern: &Pattern,
     options: &NceOptions,
     progress: Progress<'_>,
@@ -184,7 +224,10 @@ pub fn fit_nce(
     if !(options.nu > 0.0 && options.nu.is_finite()) {
         return Err(EstimationError::Shape(format!("ν must be positive, got {}", options.nu)));
     }
-    let Standardised { standard, z, test } = standardise(x, test, pattern)?;
+    if options.solver == Solver::Newton {
+        return newton_nce(x, validation.filter(|v| v.nrows() > 0), pattern, options, progress);
+    }
+    let Standardised { standard, z, test } = standardise(x, validation, pattern)?;
     let noise = GaussianNoise::fit(options.noise, z.view(), pattern, &standard.scale, options.ridge)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
     let n_noise = ((options.nu * x.nrows() as f64).round() as usize).max(1);
@@ -239,7 +282,8 @@ pub fn fit_nce(
     let heldout_loss = problem.heldout_loss(&lam_z, &factor, c)?;
     let log_det_d = standard.log_det();
     let diagnostics = NceDiagnostics {
-        run,
+        run: Some(run),
+        certificate: None,
         n_noise,
         exact_log_normaliser: log_normaliser(&factor, d, None) - log_det_d,
         learned_log_normaliser: problem.c(c).map(|c| c - log_det_d),
@@ -247,4 +291,81 @@ pub fn fit_nce(
         heldout_loss,
     };
     Ok(Fit { precision: standard.to_original(&lam_z)?, trace, diagnostics })
+}
+
+/// The full-batch NCE estimate with a learned normaliser (profiled out). All rows (`x`, then the
+/// validation rows) are standardised and the noise fitted on them; the pool holds ν noise rows per
+/// row. The loss over the first N_fit data rows and the first round(ν·N_fit) noise rows chooses t
+/// on the validation rows; the loss over every row and the whole pool gives the estimate.
+fn newton_nce(
+    x: ArrayView2<'_, f32>,
+    validation: Option<ArrayView2<'_, f32>>,
+    pattern: &Pattern,
+    options: &NceOptions,
+    progress: Progress<'_>,
+) -> Result<Fit<NceDiagnostics>, EstimationError> {
+    let all = with_validation_rows(x, validation)?;
+    let Standardised { standard, z, .. } = standardise(all.view(), None, pattern)?;
+    drop(all);
+    let noise = GaussianNoise::fit(options.noise, z.view(), pattern, &standard.scale, options.ridge)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
+    let (n, n_fit) = (z.nrows(), x.nrows());
+    let noise_rows = |rows: usize| ((options.nu * rows as f64).round() as usize).max(1);
+    let n_noise = noise_rows(n);
+    let pool = noise.sample(n_noise, &mut rng)?;
+    let pool_log_pn = noise.log_density(pool.view())?;
+    let z_log_pn = noise.log_density(z.view())?;
+    let held_out = (n_fit < n)
+        .then(|| SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern))
+        .transpose()?;
+    let rows = ndarray::concatenate(Axis(0), &[z.view(), pool.view()])
+        .map_err(|e| EstimationError::Shape(format!("data and noise rows: {e}")))?;
+    drop((z, pool));
+    // Data rows: softplus(−G), G = c − ½zᵀΛz − log p_n(z) − log ν; noise rows: softplus(G).
+    let log_nu = options.nu.ln();
+    let sample = |r: usize, sign: f64, lpn: f64| Sample {
+        sign,
+        offset: -lpn - log_nu,
+        parts: [(r as u32, -0.5), (0, 0.0)],
+    };
+    let samples = |data: usize, noise: usize| -> Vec<Sample> {
+        (0..data)
+            .map(|r| sample(r, -1.0, z_log_pn[r]))
+            .chain((0..noise).map(|j| sample(n + j, 1.0, pool_log_pn[j])))
+            .collect()
+    };
+    let loss = ContrastiveLoss::new(pattern, rows.view(), samples(n, n_noise), n, true);
+    let start = masked_mle_start(rows.slice(ndarray::s![..n_fit, ..]), pattern)?;
+    let minimum = if n_fit < n {
+        let fit = ContrastiveLoss::new(pattern, rows.view(), samples(n_fit, noise_rows(n_fit)), n_fit, true);
+        let score = |lam: &Precision| held_out.as_ref().map(|m| heldout_nll(lam, m)).transpose();
+        // The first weight on the scale of J per pixel at the start: there the barrier and J
+        // weigh alike.
+        let t_start = 10f64.powf((fit.value(start.values()) / pattern.dim() as f64).log10().round());
+        let choice = BarrierChoice {
+            t_start,
+            t_min: t_start * 1e-6,
+            t_factor: 10.0,
+            patience: 1,
+            decrement_tol: options.decrement_tol,
+        };
+        validated_barrier_minimum("nce", &fit, &loss, &score, start, &choice, progress)?
+    } else {
+        certified_minimum("nce", &loss, start, options.decrement_tol, progress)?
+    };
+    let lam_z = minimum.precision;
+    let c = loss.normaliser(lam_z.values());
+    let final_loss = loss.value(lam_z.values());
+    let factor = lam_z.try_factor()?;
+    let log_det_d = standard.log_det();
+    let diagnostics = NceDiagnostics {
+        run: None,
+        certificate: Some(minimum.certificate),
+        n_noise,
+        exact_log_normaliser: log_normaliser(&factor, pattern.dim(), None) - log_det_d,
+        learned_log_normaliser: Some(c - log_det_d),
+        final_loss,
+        heldout_loss: None,
+    };
+    Ok(Fit { precision: standard.to_original(&lam_z)?, trace: minimum.trace, diagnostics })
 }

@@ -7,14 +7,15 @@
 //! previous one moved along the central path's tangent (Boyd & Vandenberghe 2004, §11.3; the
 //! first stage from the diagonal minimiser), by L-BFGS and then Newton-CG to near its centre.
 //! The constrained optimum is singular, and t acts as a regulariser: by default it is chosen by
-//! held-out likelihood, and the chosen stage is then centred tightly.
+//! held-out likelihood on a validation split, and the model is then refitted on all the rows
+//! (training and validation) at the chosen t, centred tightly.
 
 use std::time::Instant;
 
 use gmrf_model::{Pattern, Precision};
 use ndarray::ArrayView2;
 
-use super::{check_rows, diagonal_start};
+use super::{check_rows, diagonal_start, with_validation_rows};
 use crate::EstimationError;
 use crate::fit::{Fit, Progress, TraceRow};
 use crate::moments::{Reach, SecondMoments, norm};
@@ -132,14 +133,21 @@ pub struct SmDiagnostics {
     pub unconstrained_min_eigenvalue: f64,
     /// The barrier weight of the returned Λ (`None` when the unconstrained optimum is returned).
     pub chosen_t: Option<f64>,
-    /// Every barrier stage run, in order (empty when the unconstrained optimum is PD).
+    /// The stages of the path that chose t on the validation rows, fitted without them (empty
+    /// when t was fixed or no barrier was needed).
+    pub validation_path: Vec<BarrierStage>,
+    /// Every barrier stage of the returned fit, in order (empty when the unconstrained optimum is
+    /// PD); with validation data, the refit on all rows.
     pub barrier_path: Vec<BarrierStage>,
     /// J at the returned Λ.
     pub sm_objective: f64,
 }
 
-/// Fits Λ by exact positive definite score matching on centred `train` data (N × d), choosing
-/// the barrier weight on `validation` (also centred with the training mean) when asked to.
+/// Fits Λ by exact positive definite score matching on centred data (N × d). With
+/// [`BarrierWeight::ByValidation`], the barrier weight t is chosen by the held-out likelihood of
+/// the `validation` rows (centred with the same mean) under fits to the `train` rows, and Λ is
+/// then refitted on all rows, `train` and `validation` together, at that t; with a fixed weight,
+/// Λ is fitted to all rows at once.
 pub fn fit_sm(
     train: ArrayView2<'_, f32>,
     validation: Option<ArrayView2<'_, f32>>,
@@ -148,10 +156,30 @@ pub fn fit_sm(
     progress: Progress<'_>,
 ) -> Result<Fit<SmDiagnostics>, EstimationError> {
     check_rows("sm", train.nrows())?;
+    let validation = validation.filter(|v| v.nrows() > 0);
+    let all = with_validation_rows(train, validation)?;
+    let refit = |weight: BarrierWeight| {
+        let moments = SecondMoments::compute(all.view(), pattern, Reach::TwoHops)?;
+        let sm = ScoreMatching::new(pattern, &moments)?;
+        let options = SmOptions { weight, ..*options };
+        sm_exact(&sm, &moments.diagonal(), None, &options, progress)
+    };
+    let (BarrierWeight::ByValidation { t_min, .. }, Some(v)) = (options.weight, validation) else {
+        return refit(options.weight);
+    };
     let moments = SecondMoments::compute(train, pattern, Reach::TwoHops)?;
-    let validation = validation.map(|v| SecondMoments::compute(v, pattern, Reach::Pattern)).transpose()?;
+    let held_out = SecondMoments::compute(v, pattern, Reach::Pattern)?;
     let sm = ScoreMatching::new(pattern, &moments)?;
-    sm_exact(&sm, &moments.diagonal(), validation.as_ref(), options, progress)
+    let chosen = sm_exact(&sm, &moments.diagonal(), Some(&held_out), options, progress)?;
+    // Where the training rows alone needed no barrier, t_min stands in case all rows do.
+    let mut fit = refit(BarrierWeight::Fixed(chosen.diagnostics.chosen_t.unwrap_or(t_min)))?;
+    let offset = chosen.trace.last().map_or(0, |r| r.step);
+    for row in &mut fit.trace {
+        row.step += offset;
+    }
+    fit.trace = [chosen.trace, fit.trace].concat();
+    fit.diagnostics.validation_path = chosen.diagnostics.barrier_path;
+    Ok(fit)
 }
 
 /// The unconstrained optimum of J: the solution of Hθ = b by Jacobi-preconditioned CG from 0.
@@ -218,6 +246,7 @@ pub fn sm_exact(
         unconstrained_nonpositive_eigenvalues: nonpositive,
         unconstrained_min_eigenvalue: eigenvalues[0],
         chosen_t: None,
+        validation_path: Vec::new(),
         barrier_path: Vec::new(),
         sm_objective: objective,
     };

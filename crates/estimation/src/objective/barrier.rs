@@ -28,6 +28,11 @@ pub trait Smooth: Sync {
     /// where there is one, never a difference of two values near |q| (≈ 4e7 for score matching
     /// on MNIST) when it can be avoided.
     fn change_along(&self, theta: &[f64], gradient: &[f64], dir: &[f64]) -> Box<dyn Fn(f64) -> f64 + '_>;
+    /// Whether q is quadratic (or linear): then F/t is self-concordant, and Newton may stop on the
+    /// bound that a full step gives its next decrement. Default false.
+    fn is_quadratic(&self) -> bool {
+        false
+    }
 }
 
 /// q(θ) = ½θᵀH_qθ + cᵀθ, H_q sparse positive semidefinite (score matching), or cᵀθ without H_q
@@ -69,14 +74,13 @@ impl Smooth for Quadratic<'_> {
     }
 
     fn add_hessian_column(&self, _theta: &[f64], f: usize, out: &mut [f64]) {
-        // H_q is symmetric: its row f holds column f.
         if let Some(q) = self.hessian {
-            for p in q.ptr[f]..q.ptr[f + 1] {
-                if q.cols[p] >= f {
-                    out[q.cols[p] - f] += q.vals[p];
-                }
-            }
+            q.add_column_below(f, out);
         }
+    }
+
+    fn is_quadratic(&self) -> bool {
+        true
     }
 
     /// α(∇q·d) + ½α²(dᵀH_q d), exact.

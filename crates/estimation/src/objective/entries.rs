@@ -60,6 +60,16 @@ impl SparseSymmetric {
             })
             .collect()
     }
+
+    /// Adds rows f..n of column f to `out` (n − f values): the matrix is symmetric, so its row f
+    /// holds column f.
+    pub(crate) fn add_column_below(&self, f: usize, out: &mut [f64]) {
+        for p in self.ptr[f]..self.ptr[f + 1] {
+            if self.cols[p] >= f {
+                out[self.cols[p] - f] += self.vals[p];
+            }
+        }
+    }
 }
 
 /// max over the pattern of |g|ₑ / mₑ: the largest gradient in entries of Λ rather than in θ.

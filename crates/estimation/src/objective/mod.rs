@@ -7,7 +7,9 @@
 //! - [`BarrierObjective`]: F(θ) = q(θ) − t·log|Λ(θ)| for a quadratic or linear q, what Newton,
 //!   L-BFGS and the barrier path minimise (score matching's barrier stages; the masked
 //!   likelihood tr(SΛ) − log|Λ| at t = 1).
-//! - [`nce`] and [`cnce`]: the contrastive losses, sums over rows of softplus of quadratic forms,
+//! - [`ContrastiveLoss`]: the NCE and cNCE losses over the whole training set as a convex
+//!   [`Smooth`] objective (full batch, learned normaliser profiled out), for the shared solvers.
+//! - [`nce`] and [`cnce`]: the contrastive losses on minibatches, sums over rows of softplus of quadratic forms,
 //!   evaluated on Λ stored as offset planes ([`Planes`]), against a [`GaussianNoise`] for NCE.
 
 use gmrf_model::Precision;
@@ -16,6 +18,7 @@ use crate::EstimationError;
 
 mod barrier;
 pub mod cnce;
+mod contrast;
 mod entries;
 pub mod log_det;
 pub mod nce;
@@ -25,6 +28,7 @@ mod score_matching;
 
 pub use barrier::Smooth;
 pub(crate) use barrier::{BarrierObjective, Quadratic, scaled_hessian_column};
+pub(crate) use contrast::{ContrastiveLoss, Sample};
 pub(crate) use entries::{Adjacency, max_entry_gradient};
 pub use log_det::log_det_gradient;
 pub use noise::{GaussianNoise, NoiseKind};

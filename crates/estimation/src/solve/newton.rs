@@ -1,10 +1,11 @@
-//! Damped Newton-CG for F(θ) = q(θ) − t·log|Λ(θ)| over the free entries of Λ, with
-//! q(θ) = ½θᵀH_qθ + cᵀθ a convex quadratic (score matching) or linear (likelihood) term.
+//! Damped Newton-CG for F(θ) = q(θ) − t·log|Λ(θ)| over the free entries of Λ, with q any smooth
+//! convex [`crate::objective::Smooth`] term: a quadratic (score matching), a linear one (the
+//! likelihood) or a contrastive loss (NCE, cNCE), and t ≥ 0.
 //!
-//! Shared by the score-matching barrier and masked maximum likelihood. Every iterate keeps a
-//! Cholesky factor: the line search halves α until Λ + αD factorises and the Armijo condition
-//! holds. The change of q along the step is evaluated by its exact expansion
-//! α(∇q·d) + ½α²(dᵀH_q d), never as a difference of two values near |q| (≈ 4e7 on MNIST).
+//! Every iterate keeps a Cholesky factor: the line search halves α until Λ + αD factorises and
+//! the Armijo condition holds. The change of q along the step comes from
+//! [`crate::objective::Smooth::change_along`], never as a difference of two values near |q|
+//! (≈ 4e7 for score matching on MNIST).
 
 use std::time::Instant;
 
@@ -279,7 +280,8 @@ pub(crate) fn minimise(
         };
         // If the bound on the next decrement already meets the rule, the new point is where
         // the rule would stop.
-        centred = alpha == 1.0
+        centred = objective.smooth.is_quadratic()
+            && alpha == 1.0
             && half_decrement_after_full_step(-0.5 * gd, t)
                 <= options.stopping_half_decrement(f_value + change, t);
         lam = trial;
