@@ -40,8 +40,7 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use super::contrastive::{
-    BarrierChoice, Certificate, Standardised, certified_minimum, identity_start, masked_mle_start,
-    standardise, validated_barrier_minimum,
+    Certificate, Standardised, full_batch_minimum, identity_start, masked_mle_start, standardise,
 };
 use super::nce::Solver;
 use super::{check_rows, with_validation_rows};
@@ -49,7 +48,7 @@ use crate::EstimationError;
 use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::cnce::{add_barrier, cnce_terms, gradient_of};
-use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth, gaussian_log_normaliser, heldout_nll};
+use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth, gaussian_log_normaliser};
 use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
 /// Options of [`fit_cnce`].
@@ -316,21 +315,9 @@ fn newton_cnce(
     };
     let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
     let start = masked_mle_start(rows.slice(ndarray::s![..n_fit, ..]), pattern)?;
-    let minimum = if n_fit < n {
-        let fit = ContrastiveLoss::new(pattern, rows.view(), pairs(n_fit), n_fit * kappa, false);
-        let score = |lam: &Precision| held_out.as_ref().map(|m| heldout_nll(lam, m)).transpose();
-        let t_start = 10f64.powf((fit.value(start.values()) / pattern.dim() as f64).log10().round());
-        let choice = BarrierChoice {
-            t_start,
-            t_min: t_start * 1e-6,
-            t_factor: 10.0,
-            patience: 1,
-            decrement_tol: 1e-16,
-        };
-        validated_barrier_minimum("cnce", &fit, &loss, &score, start, &choice, progress)?
-    } else {
-        certified_minimum("cnce", &loss, start, 1e-16, progress)?
-    };
+    let validation =
+        held_out.map(|m| (ContrastiveLoss::new(pattern, rows.view(), pairs(n_fit), n_fit * kappa, false), m));
+    let minimum = full_batch_minimum("cnce", &loss, validation, start, 1e-16, progress)?;
     let lam_z = minimum.precision;
     let final_loss = loss.value(lam_z.values());
     let factor = lam_z.try_factor()?;

@@ -10,7 +10,9 @@ use super::mle::{MleOptions, mle};
 use crate::EstimationError;
 use crate::fit::{Progress, TraceRow};
 use crate::moments::{Reach, SecondMoments, Standardisation};
-use crate::objective::{Adjacency, BarrierObjective, Smooth, max_entry_gradient};
+use crate::objective::{
+    Adjacency, BarrierObjective, ContrastiveLoss, Smooth, heldout_nll, max_entry_gradient,
+};
 use crate::solve::lbfgs::lbfgs;
 use crate::solve::newton::minimise;
 use crate::solve::{
@@ -54,7 +56,7 @@ const UNBOUNDED_PRECISION: f64 = 1e8;
 /// Newton-CG until half the squared decrement is at most `decrement_tol`·max(1, |J|), in rounds
 /// of four steps checked for a loss that falls without bound (Λ growing past any scale, where the
 /// data and the noise can be told apart by a quadratic form). An error if Newton stops short.
-pub(crate) fn certified_minimum(
+fn certified_minimum(
     method: &'static str,
     loss: &dyn Smooth,
     start: Precision,
@@ -107,15 +109,36 @@ pub(crate) fn certified_minimum(
 
 /// How [`validated_barrier_minimum`] runs its path.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct BarrierChoice {
+struct BarrierChoice {
     /// The path's first and smallest weights, and the divisor between stages.
-    pub(crate) t_start: f64,
-    pub(crate) t_min: f64,
-    pub(crate) t_factor: f64,
+    t_start: f64,
+    t_min: f64,
+    t_factor: f64,
     /// Stages of rising validation nll tolerated before stopping.
-    pub(crate) patience: usize,
+    patience: usize,
     /// The decrement rule of the final centring on all rows (relative to max(1, |F|)).
-    pub(crate) decrement_tol: f64,
+    decrement_tol: f64,
+}
+
+/// The full-batch estimate of nce and cnce: with `validation` (the loss over the fitting rows
+/// alone and the validation rows' second moments), the validated barrier minimum, the first weight
+/// on the scale of J per pixel at `start` (where the barrier and J weigh alike), falling tenfold to
+/// 1e-6 of it; without, the certified minimiser of `all`.
+pub(crate) fn full_batch_minimum(
+    method: &'static str,
+    all: &ContrastiveLoss<'_>,
+    validation: Option<(ContrastiveLoss<'_>, SecondMoments)>,
+    start: Precision,
+    decrement_tol: f64,
+    progress: Progress<'_>,
+) -> Result<Minimum, EstimationError> {
+    let Some((fit, held_out)) = validation else {
+        return certified_minimum(method, all, start, decrement_tol, progress);
+    };
+    let score = |lam: &Precision| Ok(Some(heldout_nll(lam, &held_out)?));
+    let t_start = 10f64.powf((fit.value(start.values()) / start.dim() as f64).log10().round());
+    let choice = BarrierChoice { t_start, t_min: t_start * 1e-6, t_factor: 10.0, patience: 1, decrement_tol };
+    validated_barrier_minimum(method, &fit, all, &score, start, &choice, progress)
 }
 
 /// A regularised minimum of a convex loss whose minimiser lies on (or beyond) the boundary of the
@@ -124,7 +147,7 @@ pub(crate) struct BarrierChoice {
 /// t; then J_all − t·log|Λ|, the loss over all rows, is minimised at that t from the chosen
 /// stage's centre, to the decrement rule. J − t·log|Λ| is strictly convex, so its centre, the
 /// returned Λ, does not depend on where Newton started.
-pub(crate) fn validated_barrier_minimum(
+fn validated_barrier_minimum(
     method: &'static str,
     fit: &dyn Smooth,
     all: &dyn Smooth,

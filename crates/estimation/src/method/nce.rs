@@ -14,8 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::contrastive::{
-    BarrierChoice, Certificate, Standardised, certified_minimum, identity_start, masked_mle_start,
-    standardise, validated_barrier_minimum,
+    Certificate, Standardised, full_batch_minimum, identity_start, masked_mle_start, standardise,
 };
 use super::{check_rows, with_validation_rows};
 use crate::EstimationError;
@@ -23,7 +22,7 @@ use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::nce::{all_rows, log_normaliser, nce_loss_gradient};
 use crate::objective::{
-    ContrastiveLoss, GaussianNoise, NoiseKind, Planes, Sample, Smooth, gaussian_log_normaliser, heldout_nll,
+    ContrastiveLoss, GaussianNoise, NoiseKind, Planes, Sample, Smooth, gaussian_log_normaliser,
 };
 use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
@@ -336,23 +335,10 @@ fn newton_nce(
     };
     let loss = ContrastiveLoss::new(pattern, rows.view(), samples(n, n_noise), n, true);
     let start = masked_mle_start(rows.slice(ndarray::s![..n_fit, ..]), pattern)?;
-    let minimum = if n_fit < n {
-        let fit = ContrastiveLoss::new(pattern, rows.view(), samples(n_fit, noise_rows(n_fit)), n_fit, true);
-        let score = |lam: &Precision| held_out.as_ref().map(|m| heldout_nll(lam, m)).transpose();
-        // The first weight on the scale of J per pixel at the start: there the barrier and J
-        // weigh alike.
-        let t_start = 10f64.powf((fit.value(start.values()) / pattern.dim() as f64).log10().round());
-        let choice = BarrierChoice {
-            t_start,
-            t_min: t_start * 1e-6,
-            t_factor: 10.0,
-            patience: 1,
-            decrement_tol: options.decrement_tol,
-        };
-        validated_barrier_minimum("nce", &fit, &loss, &score, start, &choice, progress)?
-    } else {
-        certified_minimum("nce", &loss, start, options.decrement_tol, progress)?
-    };
+    let validation = held_out.map(|m| {
+        (ContrastiveLoss::new(pattern, rows.view(), samples(n_fit, noise_rows(n_fit)), n_fit, true), m)
+    });
+    let minimum = full_batch_minimum("nce", &loss, validation, start, options.decrement_tol, progress)?;
     let lam_z = minimum.precision;
     let c = loss.normaliser(lam_z.values());
     let final_loss = loss.value(lam_z.values());
