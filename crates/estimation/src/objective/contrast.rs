@@ -123,19 +123,18 @@ impl<'a> ContrastiveLoss<'a> {
             .collect()
     }
 
-    /// yₖ and c* at θ, computed once per θ.
+    /// yₖ and c* at θ, computed once per θ. The lock is not held while computing: the
+    /// computation runs rayon tasks, and a thread waiting in one may take up another caller's task
+    /// (the preconditioner's columns are filled in parallel), which would block on a held lock.
     fn at(&self, theta: &[f64]) -> Arc<AtTheta> {
-        let mut slot = self.at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(at) = slot.as_ref()
-            && at.theta == theta
-        {
-            return Arc::clone(at);
+        if let Some(at) = cached(&self.at, theta, |at| &at.theta) {
+            return at;
         }
         let forms = self.sample_forms(&self.row_forms(theta));
         let y: Vec<f64> = self.samples.iter().zip(&forms).map(|(s, f)| s.offset + f).collect();
         let c = if self.learned_normaliser { self.profile(&y) } else { 0.0 };
         let at = Arc::new(AtTheta { theta: theta.to_vec(), c, y });
-        *slot = Some(Arc::clone(&at));
+        *self.at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::clone(&at));
         at
     }
 
@@ -214,11 +213,8 @@ impl<'a> ContrastiveLoss<'a> {
     /// separable problem), and, past 16,384 samples, all but a regular subsample. Column blocks of the product run in parallel; each is one sequential product,
     /// so the matrix is the same on any thread count.
     fn dense_hessian(&self, theta: &[f64]) -> Arc<HessianAt> {
-        let mut slot = self.hessian.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(cached) = slot.as_ref()
-            && cached.0 == theta
-        {
-            return Arc::clone(cached);
+        if let Some(hessian) = cached(&self.hessian, theta, |h| &h.0) {
+            return hessian;
         }
         let at = self.at(theta);
         let h: Vec<f64> = self.curvatures(&at).iter().map(|h| h * self.inv_n).collect();
@@ -268,9 +264,9 @@ impl<'a> ContrastiveLoss<'a> {
                 *v -= weighted_sum[i] * weighted_sum[j] / total;
             }
         }
-        let cached = Arc::new((theta.to_vec(), hessian));
-        *slot = Some(Arc::clone(&cached));
-        cached
+        let computed = Arc::new((theta.to_vec(), hessian));
+        *self.hessian.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::clone(&computed));
+        computed
     }
 
     /// hₖ·N = σ(zₖ)(1 − σ(zₖ)) at θ.
@@ -284,6 +280,12 @@ impl<'a> ContrastiveLoss<'a> {
             })
             .collect()
     }
+}
+
+/// The value in `slot` if it was computed at θ (`key` reads its θ); the lock is held only to look.
+fn cached<T>(slot: &Mutex<Option<Arc<T>>>, theta: &[f64], key: impl Fn(&T) -> &Vec<f64>) -> Option<Arc<T>> {
+    let slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slot.as_ref().filter(|v| key(v).as_slice() == theta).map(Arc::clone)
 }
 
 impl Smooth for ContrastiveLoss<'_> {
