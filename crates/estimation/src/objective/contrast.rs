@@ -230,18 +230,15 @@ impl<'a> ContrastiveLoss<'a> {
         let mut hessian = Array2::<f64>::zeros((n, n));
         let mut weighted_sum = vec![0.0; n];
         const BLOCK: usize = 1024;
+        let mut u = vec![0.0; self.rows.ncols()];
         for block in active.chunks(BLOCK) {
             let mut phi = Array2::<f64>::zeros((block.len(), n));
             for (mut row, &k) in phi.rows_mut().into_iter().zip(block) {
                 let s = &self.samples[k];
                 for &(r, gamma) in s.parts.iter().filter(|p| p.1 != 0.0) {
-                    let u = self.rows.row(r as usize);
+                    row_f64(self.rows, r as usize, &mut u);
                     for (slot, e) in row.iter_mut().zip(entries) {
-                        *slot += s.sign
-                            * gamma
-                            * e.multiplicity()
-                            * f64::from(u[e.i as usize])
-                            * f64::from(u[e.j as usize]);
+                        *slot += s.sign * gamma * e.multiplicity() * u[e.i as usize] * u[e.j as usize];
                     }
                 }
                 for (w, g) in weighted_sum.iter_mut().zip(row.iter()) {

@@ -165,10 +165,35 @@ impl pulp::WithSimd for Accumulate<'_> {
     }
 }
 
-/// Rows of `x` (given by `rows`) as f64, one at a time, for a per-row kernel.
+/// Row `r` of `x` as f64 in `buf`, for a per-row kernel. A contiguous row converts as one slice
+/// (vectorised: the strided iterator converted one value at a time and was a third of a
+/// full-batch NCE fit's time); the conversion is exact either way.
 pub(crate) fn row_f64(x: ArrayView2<'_, f32>, r: usize, buf: &mut [f64]) {
-    for (dst, &v) in buf.iter_mut().zip(x.row(r).iter()) {
-        *dst = f64::from(v);
+    let row = x.row(r);
+    match row.as_slice() {
+        Some(values) => pulp::Arch::new().dispatch(Widen { values, buf }),
+        None => {
+            for (dst, &v) in buf.iter_mut().zip(row.iter()) {
+                *dst = f64::from(v);
+            }
+        }
+    }
+}
+
+/// The loop of [`row_f64`], compiled per instruction set as [`QuadraticForm`].
+struct Widen<'a> {
+    values: &'a [f32],
+    buf: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Widen<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        for (dst, &v) in self.buf.iter_mut().zip(self.values) {
+            *dst = f64::from(v);
+        }
     }
 }
 
