@@ -63,7 +63,6 @@ fn invalid_option_values_exit_1_naming_the_option_before_reading_any_input() {
         ("nce", &["--nu", "0"], "--nu 0.0: must be a finite number > 0"),
         ("nce", &["--nu", "-1"], "--nu -1.0: must be a finite number > 0"),
         ("nce", &["--nu", "NaN"], "--nu NaN: must be a finite number > 0"),
-        ("nce", &["--trace-every", "0"], "--trace-every 0: must be at least 1"),
         ("cnce", &["--kappa", "0"], "--kappa 0: must be at least 1"),
         ("cnce", &["--sigma", "-1"], "--sigma -1.0: must be a finite number > 0"),
         ("cnce", &["--sigma", "0"], "--sigma 0.0: must be a finite number > 0"),

@@ -194,3 +194,35 @@ fn temporary_files_of_dead_processes_are_removed_by_the_next_run() {
     assert!(live.exists(), "a live process's temporary file is left alone");
     assert!(other.exists(), "temporary files of other outputs are left alone");
 }
+
+#[test]
+fn estimate_and_evaluate_refuse_an_output_folder_in_the_way_before_any_work() {
+    let run = Run::new();
+    // A folder where the fit's precision table (or the report) would go.
+    let model = run.path("model");
+    std::fs::create_dir_all(model.join("precision.parquet")).unwrap();
+    let train = run.path("train-centred.parquet");
+    let message = fails(common::gmrf([
+        "estimate".as_ref(),
+        "sm".as_ref(),
+        "--train".as_ref(),
+        train.as_os_str(),
+        "--out".as_ref(),
+        model.as_os_str(),
+    ]));
+    let blocked = model.join("precision.parquet");
+    assert!(message.contains(&format!("{}: --out is a folder, not a file", blocked.display())), "{message}");
+    assert_eq!(files_in(&model), vec!["precision.parquet".to_string()], "the refused fit wrote a file");
+
+    let report = run.path("report");
+    std::fs::create_dir_all(report.join("report.md")).unwrap();
+    let mut args: Vec<OsString> = vec!["evaluate".into(), "--train".into(), train.into_os_string()];
+    for (flag, file) in [("--test", "test-centred.parquet"), ("--mean", "mean.parquet")] {
+        args.extend([flag.into(), run.path(file).into_os_string()]);
+    }
+    args.extend(["--out".into(), report.clone().into_os_string()]);
+    let message = fails(common::gmrf(args));
+    let blocked = report.join("report.md");
+    assert!(message.contains(&format!("{}: --out is a folder, not a file", blocked.display())), "{message}");
+    assert_eq!(files_in(&report), vec!["report.md".to_string()], "the refused evaluation wrote a file");
+}

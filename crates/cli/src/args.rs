@@ -489,7 +489,7 @@ pub struct ContrastiveParams {
     /// --solver minibatch they are not fitted and their loss is traced.
     #[arg(long, value_name = "F")]
     pub validation_fraction: Option<f64>,
-    /// Validation loss every this many minibatch steps, and at the last.
+    /// Validation loss every this many minibatch steps, and at the last (0: never).
     #[arg(long, value_name = "K")]
     pub trace_every: Option<u32>,
 }

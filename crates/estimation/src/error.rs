@@ -19,6 +19,25 @@ pub enum EstimationError {
     /// Data and pattern disagree, or statistics lack offsets a method needs.
     #[error("{0}")]
     Shape(String),
+    /// A pixel does not vary in the training data: no estimator here is defined for it (its
+    /// standardisation divides by 0, its likelihood is unbounded).
+    #[error("pixel {pixel} has variance {variance} in the training data: dequantise so every pixel varies")]
+    ConstantPixel {
+        /// The pixel's row-major index.
+        pixel: usize,
+        /// Its variance (0, or NaN from non-finite data).
+        variance: f64,
+    },
+    /// The method chooses a setting on validation rows and was given none.
+    #[error(
+        "{method}: {what} is chosen on validation rows, and none were given (pass a fixed value, or validation data)"
+    )]
+    NoValidationRows {
+        /// Which estimator.
+        method: &'static str,
+        /// What the validation rows would choose.
+        what: &'static str,
+    },
     /// A model operation failed (e.g. the starting point is not positive definite).
     #[error(transparent)]
     Model(#[from] ModelError),

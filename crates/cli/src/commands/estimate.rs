@@ -93,6 +93,11 @@ fn resolve<P: Args + Serialize + DeserializeOwned>(
             (merge(args.shared, shared_section, &place)?, merge(args.params, own_section, &place)?)
         }
     };
+    // Refuse an output that cannot be written before the fit, which may take minutes.
+    let (precision, trace) = (args.out.join("precision.parquet"), args.out.join("trace.parquet"));
+    let mut inputs = vec![("--train", args.train.as_path())];
+    inputs.extend(args.config.iter().map(|p| ("--config", p.as_path())));
+    gmrf_table::check_outputs(&[("--out", &precision), ("--out", &trace)], &inputs)?;
     Ok(Resolved {
         method,
         train: args.train,

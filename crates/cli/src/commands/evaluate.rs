@@ -17,6 +17,19 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let clock = Stopwatch::start("evaluate");
     let p = resolve(args.params, args.config.as_deref(), "evaluate")?;
 
+    // Refuse an output that cannot be written before any work (the figures land beside these).
+    let outputs: Vec<PathBuf> = ["metrics.parquet", "scores.parquet", "samples.parquet", "report.md"]
+        .map(|f| args.out.join(f))
+        .into();
+    let outputs: Vec<(&str, &Path)> = outputs.iter().map(|p| ("--out", p.as_path())).collect();
+    let mut inputs = vec![
+        ("--train", args.train.as_path()),
+        ("--test", args.test.as_path()),
+        ("--mean", args.mean.as_path()),
+    ];
+    inputs.extend(args.config.iter().map(|p| ("--config", p.as_path())));
+    gmrf_table::check_outputs(&outputs, &inputs)?;
+
     // Read and check every input before anything is written.
     let spin = spinner("reading tables");
     let (train, train_meta) = gmrf_table::read::<Centred>(&args.train)?;

@@ -207,17 +207,9 @@ pub fn fit_cnce(
     options: &CnceOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<CnceDiagnostics>, EstimationError> {
+    options.check()?;
     check_rows("cnce", x.nrows())?;
     let sigma = options.sigma.unwrap_or(2.0 / (pattern.dim() as f64).sqrt());
-    if options.kappa == 0
-        || !(sigma > 0.0 && sigma.is_finite())
-        || !(options.barrier >= 0.0 && options.barrier.is_finite())
-    {
-        return Err(EstimationError::Shape(format!(
-            "cnce needs κ ≥ 1, σ > 0 and a barrier weight t ≥ 0, got κ = {}, σ = {sigma} and t = {}",
-            options.kappa, options.barrier
-        )));
-    }
     if options.solver == Solver::Newton {
         return newton_cnce(x, validation.filter(|v| v.nrows() > 0), sigma, pattern, options, progress);
     }

@@ -242,10 +242,8 @@ pub(crate) fn standardise(
 ) -> Result<Standardised, EstimationError> {
     check_shape(x, pattern)?;
     let standard = Standardisation::fit(x);
-    if let Some(i) = standard.scale.iter().position(|&s| s.is_nan() || s <= 0.0) {
-        return Err(EstimationError::Shape(format!(
-            "pixel {i} has variance 0 in the data: dequantise so every pixel varies"
-        )));
+    if let Some(pixel) = standard.scale.iter().position(|&s| s.is_nan() || s <= 0.0) {
+        return Err(EstimationError::ConstantPixel { pixel, variance: standard.scale[pixel].powi(2) });
     }
     let test = match test {
         Some(t) if t.nrows() > 0 => {

@@ -30,11 +30,8 @@ use crate::EstimationError;
 /// The starting point of every estimator, Λ₀ = diag(1/Sᵢᵢ): the maximum-likelihood fit of
 /// independent pixels, positive definite whenever every pixel has positive variance.
 pub(crate) fn diagonal_start(pattern: &Pattern, s_diagonal: &[f64]) -> Result<Precision, EstimationError> {
-    if let Some(i) = s_diagonal.iter().position(|&s| s.is_nan() || s <= 0.0) {
-        return Err(EstimationError::Shape(format!(
-            "pixel {i} has variance {} in the data: dequantise so every pixel varies",
-            s_diagonal[i]
-        )));
+    if let Some(pixel) = s_diagonal.iter().position(|&s| s.is_nan() || s <= 0.0) {
+        return Err(EstimationError::ConstantPixel { pixel, variance: s_diagonal[pixel] });
     }
     let inv: Vec<f64> = s_diagonal.iter().map(|s| 1.0 / s).collect();
     Ok(Precision::diagonal(pattern.clone(), &inv)?)

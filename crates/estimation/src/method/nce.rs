@@ -219,10 +219,8 @@ pub fn fit_nce(
     options: &NceOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<NceDiagnostics>, EstimationError> {
+    options.check()?;
     check_rows("nce", x.nrows())?;
-    if !(options.nu > 0.0 && options.nu.is_finite()) {
-        return Err(EstimationError::Shape(format!("ν must be positive, got {}", options.nu)));
-    }
     if options.solver == Solver::Newton {
         return newton_nce(x, validation.filter(|v| v.nrows() > 0), pattern, options, progress);
     }

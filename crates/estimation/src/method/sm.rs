@@ -155,6 +155,7 @@ pub fn fit_sm(
     options: &SmOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<SmDiagnostics>, EstimationError> {
+    options.check()?;
     check_rows("sm", train.nrows())?;
     let validation = validation.filter(|v| v.nrows() > 0);
     let all = with_validation_rows(train, validation)?;
@@ -216,6 +217,7 @@ pub fn sm_exact(
     options: &SmOptions,
     progress: Progress<'_>,
 ) -> Result<Fit<SmDiagnostics>, EstimationError> {
+    options.check()?;
     let start = Instant::now();
     let pattern = sm.pattern();
     let (theta, iterations, converged) =
@@ -259,18 +261,12 @@ pub fn sm_exact(
         BarrierWeight::Fixed(t) => (t, None),
         BarrierWeight::ByValidation { t_min, patience } => {
             if validation.is_none() {
-                return Err(EstimationError::Shape(
-                    "the unconstrained SM optimum is not positive definite and choosing the barrier weight \
-                     by validation needs validation data (or pass a fixed t)"
-                        .into(),
-                ));
+                // The unconstrained optimum is not positive definite: the barrier weight decides.
+                return Err(EstimationError::NoValidationRows { method: "sm", what: "the barrier weight t" });
             }
             (t_min, Some(patience))
         }
     };
-    if t_end.is_nan() || t_end <= 0.0 || options.t_factor.is_nan() || options.t_factor <= 1.0 {
-        return Err(EstimationError::Shape("the barrier needs t > 0 and a factor > 1".into()));
-    }
     let linear: Vec<f64> = sm.linear.iter().map(|b| -b).collect();
     let q = Quadratic { hessian: Some(&sm.hessian), linear: &linear };
     let objective_fn = BarrierObjective { pattern, adjacency: &sm.adjacency, smooth: &q };

@@ -112,10 +112,9 @@ pub(crate) fn follow_barrier_path(
         // Without validation the last stage is returned.
         stage_is_chosen = true;
         if let Some(patience) = options.patience {
-            let score = score.ok_or_else(|| {
-                EstimationError::Shape(
-                    "the barrier path chooses t by validation but has no validation data".into(),
-                )
+            let score = score.ok_or(EstimationError::NoValidationRows {
+                method: "barrier path",
+                what: "the barrier weight t",
             })?;
             match &best {
                 Some(b) if score >= b.score => {

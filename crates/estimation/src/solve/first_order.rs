@@ -141,8 +141,8 @@ pub struct ContrastiveOptions {
     pub noise_per_epoch: bool,
     /// Seed of the noise and of the minibatch order (ChaCha8). Default 0.
     pub seed: u64,
-    /// Held-out loss every this many steps (and at the last), when held-out data is given.
-    /// Default 50.
+    /// Held-out loss every this many steps (and at the last), when held-out data is given; 0:
+    /// never. Default 50.
     pub trace_every: u32,
 }
 
