@@ -436,7 +436,9 @@ pub struct CnceParams {
     #[arg(long, value_name = "K")]
     pub kappa: Option<u32>,
     /// Standard deviation of the copies' noise, as a fraction of each pixel's standard deviation
-    /// [default: 2/√d, 0.071 for 28x28: at the start G(x, y) ~ N(2, 4)].
+    /// [default: --solver newton chooses it on the validation split from 2, 1, 1/2 and 1/4 times
+    /// 2/√d (metadata `sigma_path`); --solver minibatch uses 2/√d, 0.071 for 28x28, where at the
+    /// start G(x, y) ~ N(2, 4)].
     #[arg(long, value_name = "S")]
     pub sigma: Option<f64>,
     /// Weight t of the log-barrier −(t/d) log|Λ| added to the loss of --solver minibatch, which

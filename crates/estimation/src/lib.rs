@@ -48,7 +48,7 @@ pub use checks::{Named, UnknownName};
 pub use error::EstimationError;
 pub use fit::{Fit, Progress, TraceRow};
 pub use method::Certificate;
-pub use method::cnce::{CnceDiagnostics, CnceOptions, fit_cnce};
+pub use method::cnce::{CnceDiagnostics, CnceOptions, SIGMA_GRID, SigmaCandidate, fit_cnce};
 pub use method::mle::{MleDiagnostics, MleOptions, fit_mle};
 pub use method::nce::{NceDiagnostics, NceOptions, Normaliser, Solver, fit_nce};
 pub use method::sm::{BarrierWeight, SmDiagnostics, SmOptions, fit_sm};

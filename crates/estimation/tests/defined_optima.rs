@@ -8,7 +8,7 @@ use common::{draws, relative_error, true_precision};
 use gmrf_estimation::moments::{Reach, SecondMoments};
 use gmrf_estimation::objective::ScoreMatching;
 use gmrf_estimation::objective::cnce::cnce_gradient;
-use gmrf_estimation::{CnceOptions, MleOptions, NceOptions, fit_cnce, fit_mle, fit_nce};
+use gmrf_estimation::{CnceOptions, MleOptions, NceOptions, SIGMA_GRID, fit_cnce, fit_mle, fit_nce};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -75,6 +75,34 @@ fn a_validation_split_chooses_the_barrier_weight_and_then_all_rows_are_fitted() 
     assert_eq!(b.diagnostics.certificate.as_ref().unwrap().barrier_t, Some(t));
     let moved = relative_error(&a.precision, &b.precision);
     assert!(moved < 1e-4, "rows permuted moved Λ by {moved:e}");
+}
+
+#[test]
+fn cnce_chooses_sigma_and_t_on_the_validation_rows_then_fits_all_rows_at_them() {
+    let truth = true_precision(5, 5);
+    let pattern = truth.pattern().clone();
+    let (x, v) = (draws(&truth, 1_500, 24), draws(&truth, 300, 25));
+    let grid = fit_cnce(x.view(), Some(v.view()), &pattern, &CnceOptions::default(), None).unwrap();
+    let path = &grid.diagnostics.sigma_path;
+    let default_sigma = 2.0 / 5.0;
+    let tried: Vec<f64> = path.iter().map(|c| c.sigma).collect();
+    assert_eq!(tried, SIGMA_GRID.map(|k| k * default_sigma).to_vec());
+    // The chosen σ is the candidate whose validated stage scores best.
+    let best = path
+        .iter()
+        .filter_map(|c| c.chosen.map(|(t, nll)| (c.sigma, t, nll)))
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap();
+    assert_eq!(grid.diagnostics.sigma, best.0);
+    let certificate = grid.diagnostics.certificate.as_ref().unwrap();
+    assert_eq!(certificate.barrier_t, Some(best.1));
+    assert!(certificate.converged);
+    // The same as fitting with that σ given: the grid only chooses.
+    let given = CnceOptions { sigma: Some(best.0), ..CnceOptions::default() };
+    let fixed = fit_cnce(x.view(), Some(v.view()), &pattern, &given, None).unwrap();
+    assert_eq!(fixed.diagnostics.sigma_path.iter().map(|c| c.sigma).collect::<Vec<_>>(), vec![best.0]);
+    let moved = relative_error(&grid.precision, &fixed.precision);
+    assert!(moved < 1e-8, "the grid's fit differs from the fit at its σ by {moved:e}");
 }
 
 #[test]

@@ -329,6 +329,17 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
             .with("n_validation", validation_rows.nrows())
             .with("kappa", options.kappa)
             .with("sigma", d.sigma)
+            .with(
+                "sigma_path",
+                d.sigma_path
+                    .iter()
+                    .map(|c| match c.chosen {
+                        Some((t, nll)) => format!("sigma={:e}:t={t:e}:nll={nll:.6}", c.sigma),
+                        None => format!("sigma={:e}:refused", c.sigma),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .with("exact_log_normaliser", d.exact_log_normaliser)
             .with("final_loss", d.final_loss)
             .with("heldout_loss", d.heldout_loss.map_or("none".into(), |l| l.to_string()))

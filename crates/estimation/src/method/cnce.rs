@@ -39,8 +39,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use std::time::Instant;
+
 use super::contrastive::{
-    Certificate, Standardised, full_batch_minimum, identity_start, masked_mle_start, standardise,
+    Certificate, Chosen, Standardised, choose_barrier_weight, full_batch_minimum, identity_start,
+    masked_mle_start, refit_at, standardise,
 };
 use super::nce::Solver;
 use super::{check_rows, with_validation_rows};
@@ -49,15 +52,16 @@ use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::cnce::{add_barrier, cnce_terms, gradient_of};
 use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth, gaussian_log_normaliser};
-use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
+use crate::solve::{ContrastiveOptions, Minibatched, NewtonState, RunSummary, optimise, permutation};
 
 /// Options of [`fit_cnce`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CnceOptions {
     /// Noisy copies per data row, κ. Default 4.
     pub kappa: u32,
-    /// Noise standard deviation as a fraction of each pixel's standard deviation; `None` for
-    /// the default 2/√d.
+    /// Noise standard deviation as a fraction of each pixel's standard deviation; `None`: with
+    /// [`Solver::Newton`] and validation rows, the σ of [`SIGMA_GRID`] (times 2/√d) whose
+    /// validated fit scores best on them; otherwise 2/√d.
     pub sigma: Option<f64>,
     /// Weight t of the log-barrier −(t/d) log|Λ| added to J (standardised coordinates); 0 for
     /// plain cNCE. Default 0.
@@ -85,6 +89,9 @@ impl Default for CnceOptions {
 pub struct CnceDiagnostics {
     /// The σ used (fraction of each pixel's standard deviation).
     pub sigma: f64,
+    /// The σ tried on the validation rows ([`Solver::Newton`] with validation rows: the grid, or
+    /// the σ given), in order.
+    pub sigma_path: Vec<SigmaCandidate>,
     /// The minibatch optimiser's summary ([`Solver::Minibatch`]).
     pub run: Option<RunSummary>,
     /// Newton's certificate ([`Solver::Newton`]).
@@ -209,9 +216,15 @@ pub fn fit_cnce(
 ) -> Result<Fit<CnceDiagnostics>, EstimationError> {
     options.check()?;
     check_rows("cnce", x.nrows())?;
-    let sigma = options.sigma.unwrap_or(2.0 / (pattern.dim() as f64).sqrt());
+    let default_sigma = 2.0 / (pattern.dim() as f64).sqrt();
+    let sigma = options.sigma.unwrap_or(default_sigma);
     if options.solver == Solver::Newton {
-        return newton_cnce(x, validation.filter(|v| v.nrows() > 0), sigma, pattern, options, progress);
+        let validation = validation.filter(|v| v.nrows() > 0);
+        let sigmas: Vec<f64> = match (options.sigma, validation) {
+            (None, Some(_)) => SIGMA_GRID.iter().map(|k| k * default_sigma).collect(),
+            _ => vec![sigma],
+        };
+        return newton_cnce(x, validation, &sigmas, pattern, options, progress);
     }
     let Standardised { standard, z, test } = standardise(x, validation, pattern)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
@@ -240,6 +253,7 @@ pub fn fit_cnce(
         trace,
         diagnostics: CnceDiagnostics {
             sigma,
+            sigma_path: Vec::new(),
             run: Some(run),
             certificate: None,
             exact_log_normaliser,
@@ -272,13 +286,31 @@ fn copies_by_content(
     copies
 }
 
+/// The candidates of σ that the validation rows choose from when none is given ([`Solver::Newton`]),
+/// as multiples of the default 2/√d: from copies told apart at a glance to copies within
+/// rounding of the data, where cNCE becomes score matching.
+pub const SIGMA_GRID: [f64; 4] = [2.0, 1.0, 0.5, 0.25];
+
+/// One σ tried on the validation rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigmaCandidate {
+    /// σ (fraction of each pixel's standard deviation).
+    pub sigma: f64,
+    /// The barrier weight its path chose, and that stage's validation nll (nats per pixel);
+    /// `None` when the loss had no estimate for it (the reason is in `refused`).
+    pub chosen: Option<(f64, f64)>,
+    /// Why σ was refused: the error of its barrier path.
+    pub refused: Option<String>,
+}
+
 /// The full-batch cNCE estimate: all rows (`x`, then the validation rows) standardised, κ copies
-/// of each, the pairs of the first N_fit rows choosing t on the validation rows, and the pairs of
-/// every row giving the estimate (see [`fit_cnce`]).
+/// of each. With validation rows, each σ of `sigmas` runs the barrier path of the first N_fit rows'
+/// pairs; the σ and t whose stage scores best on the validation rows are kept, and the pairs of
+/// every row are fitted at them. Without, the minimiser of J for `sigmas[0]` (see [`fit_cnce`]).
 fn newton_cnce(
     x: ArrayView2<'_, f32>,
     validation: Option<ArrayView2<'_, f32>>,
-    sigma: f64,
+    sigmas: &[f64],
     pattern: &Pattern,
     options: &CnceOptions,
     progress: Progress<'_>,
@@ -286,16 +318,14 @@ fn newton_cnce(
     let all = with_validation_rows(x, validation)?;
     let Standardised { standard, z, .. } = standardise(all.view(), None, pattern)?;
     let kappa = options.kappa as usize;
-    let copies = copies_by_content(z.view(), all.view(), kappa, sigma, options.run.seed);
-    drop(all);
     let (n, n_fit) = (z.nrows(), x.nrows());
-    let held_out = (n_fit < n)
-        .then(|| SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern))
-        .transpose()?;
-    let rows = ndarray::concatenate(Axis(0), &[z.view(), copies.view()])
-        .map_err(|e| EstimationError::Shape(format!("data rows and copies: {e}")))?;
-    drop((z, copies));
-    // softplus(−G), G = ½yᵀΛy − ½xᵀΛx, for every pair (row r, its copy k).
+    // Data rows then their copies; the copies of an image depend on its pixels and the seed alone.
+    let rows_for = |sigma: f64| -> Result<Array2<f32>, EstimationError> {
+        let copies = copies_by_content(z.view(), all.view(), kappa, sigma, options.run.seed);
+        ndarray::concatenate(Axis(0), &[z.view(), copies.view()])
+            .map_err(|e| EstimationError::Shape(format!("data rows and copies: {e}")))
+    };
+    // softplus(−G), G = ½yᵀΛy − ½xᵀΛx, for every pair (row r, its copy k) of the first `rows` rows.
     let pairs = |rows: usize| -> Vec<Sample> {
         (0..rows * kappa)
             .map(|p| Sample {
@@ -305,11 +335,56 @@ fn newton_cnce(
             })
             .collect()
     };
+    let start = masked_mle_start(z.slice(ndarray::s![..n_fit, ..]), pattern)?;
+    let mut sigma_path = Vec::new();
+    let (sigma, rows, minimum) = if n_fit < n {
+        let held_out = SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern)?;
+        let mut state = NewtonState::new(Instant::now(), progress);
+        let mut best: Option<(f64, Chosen)> = None;
+        for &sigma in sigmas {
+            let rows = rows_for(sigma)?;
+            let fit = ContrastiveLoss::new(pattern, rows.view(), pairs(n_fit), n_fit * kappa, false);
+            state.invalidate_preconditioner();
+            match choose_barrier_weight("cnce", &fit, &held_out, start.clone(), &mut state) {
+                Ok(chosen) => {
+                    sigma_path.push(SigmaCandidate {
+                        sigma,
+                        chosen: Some((chosen.t, chosen.validation_nll)),
+                        refused: None,
+                    });
+                    if best.as_ref().is_none_or(|(_, b)| chosen.validation_nll < b.validation_nll) {
+                        best = Some((sigma, chosen));
+                    }
+                }
+                // A σ at which the loss has no estimate (or Newton cannot reach it) is not a candidate.
+                Err(e @ (EstimationError::NoEstimate { .. } | EstimationError::NoProgress { .. })) => {
+                    sigma_path.push(SigmaCandidate { sigma, chosen: None, refused: Some(e.to_string()) })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((sigma, chosen)) = best else {
+            return Err(EstimationError::NoEstimate {
+                method: "cnce",
+                reason: format!(
+                    "no σ of {sigmas:?} gave a barrier path on the fitting rows: {}",
+                    sigma_path.iter().filter_map(|c| c.refused.as_deref()).collect::<Vec<_>>().join("; ")
+                ),
+            });
+        };
+        let rows = rows_for(sigma)?;
+        let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
+        let minimum = refit_at("cnce", &loss, chosen, 1e-16, state)?;
+        (sigma, rows, minimum)
+    } else {
+        let sigma = sigmas[0];
+        let rows = rows_for(sigma)?;
+        let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
+        let minimum = full_batch_minimum("cnce", &loss, None, start, 1e-16, progress)?;
+        (sigma, rows, minimum)
+    };
+    drop(all);
     let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
-    let start = masked_mle_start(rows.slice(ndarray::s![..n_fit, ..]), pattern)?;
-    let validation =
-        held_out.map(|m| (ContrastiveLoss::new(pattern, rows.view(), pairs(n_fit), n_fit * kappa, false), m));
-    let minimum = full_batch_minimum("cnce", &loss, validation, start, 1e-16, progress)?;
     let lam_z = minimum.precision;
     let final_loss = loss.value(lam_z.values());
     let factor = lam_z.try_factor()?;
@@ -319,6 +394,7 @@ fn newton_cnce(
         trace: minimum.trace,
         diagnostics: CnceDiagnostics {
             sigma,
+            sigma_path,
             run: None,
             certificate: Some(minimum.certificate),
             exact_log_normaliser,

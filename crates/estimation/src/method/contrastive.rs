@@ -107,23 +107,21 @@ fn certified_minimum(
     Ok(Minimum { precision: lam, certificate, trace: state.trace })
 }
 
-/// How [`validated_barrier_minimum`] runs its path.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct BarrierChoice {
-    /// The path's first and smallest weights, and the divisor between stages.
-    t_start: f64,
-    t_min: f64,
-    t_factor: f64,
-    /// Stages of rising validation nll tolerated before stopping.
-    patience: usize,
-    /// The decrement rule of the final centring on all rows (relative to max(1, |F|)).
-    decrement_tol: f64,
+/// A stage of the barrier path of the fitting rows, chosen by the validation rows.
+pub(crate) struct Chosen {
+    /// Its weight t and centre (standardised coordinates).
+    pub(crate) t: f64,
+    pub(crate) precision: Precision,
+    /// Its validation nll (nats per pixel).
+    pub(crate) validation_nll: f64,
+    /// Every stage run.
+    pub(crate) stages: Vec<BarrierStage>,
 }
 
 /// The full-batch estimate of nce and cnce: with `validation` (the loss over the fitting rows
-/// alone and the validation rows' second moments), the validated barrier minimum, the first weight
-/// on the scale of J per pixel at `start` (where the barrier and J weigh alike), falling tenfold to
-/// 1e-6 of it; without, the certified minimiser of `all`.
+/// alone and the validation rows' second moments), the barrier path of the fitting rows chooses
+/// t ([`choose_barrier_weight`]) and all rows are fitted at that t ([`refit_at`]); without, the
+/// certified minimiser of `all`.
 pub(crate) fn full_batch_minimum(
     method: &'static str,
     all: &ContrastiveLoss<'_>,
@@ -135,48 +133,65 @@ pub(crate) fn full_batch_minimum(
     let Some((fit, held_out)) = validation else {
         return certified_minimum(method, all, start, decrement_tol, progress);
     };
-    let score = |lam: &Precision| Ok(Some(heldout_nll(lam, &held_out)?));
-    let t_start = 10f64.powf((fit.value(start.values()) / start.dim() as f64).log10().round());
-    let choice = BarrierChoice { t_start, t_min: t_start * 1e-6, t_factor: 10.0, patience: 1, decrement_tol };
-    validated_barrier_minimum(method, &fit, all, &score, start, &choice, progress)
+    let mut state = NewtonState::new(Instant::now(), progress);
+    let chosen = choose_barrier_weight(method, &fit, &held_out, start, &mut state)?;
+    refit_at(method, all, chosen, decrement_tol, state)
 }
 
-/// A regularised minimum of a convex loss whose minimiser lies on (or beyond) the boundary of the
-/// positive definite cone: the barrier path of J_fit − t·log|Λ| over the fitting rows, from
-/// `start`, scored by `validation` (held-out nll of the validation rows, lower is better), chooses
-/// t; then J_all − t·log|Λ|, the loss over all rows, is minimised at that t from the chosen
-/// stage's centre, to the decrement rule. J − t·log|Λ| is strictly convex, so its centre, the
-/// returned Λ, does not depend on where Newton started.
-fn validated_barrier_minimum(
+/// The barrier path of J_fit − t·log|Λ| over the fitting rows, from `start`, each stage scored by
+/// the held-out nll of the validation rows' second moments: the stage with the lowest, polished.
+/// The first weight is on the scale of J per pixel at `start` (where the barrier and J weigh
+/// alike), falling tenfold to 1e-6 of it, stopping once the score has risen for a stage.
+pub(crate) fn choose_barrier_weight(
     method: &'static str,
     fit: &dyn Smooth,
-    all: &dyn Smooth,
-    validation: &dyn Fn(&Precision) -> Result<Option<f64>, EstimationError>,
+    held_out: &SecondMoments,
     start: Precision,
-    choice: &BarrierChoice,
-    progress: Progress<'_>,
-) -> Result<Minimum, EstimationError> {
+    state: &mut NewtonState<'_>,
+) -> Result<Chosen, EstimationError> {
     let pattern = start.pattern().clone();
     let adjacency = Adjacency::new(&pattern);
     let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: fit };
-    let mut state = NewtonState::new(Instant::now(), progress);
+    let score = |lam: &Precision| Ok(Some(heldout_nll(lam, held_out)?));
+    let t_start = 10f64.powf((fit.value(start.values()) / start.dim() as f64).log10().round());
     let newton = NewtonOptions::default();
     let path = PathOptions {
-        t_start: choice.t_start,
-        t_end: choice.t_min,
-        t_factor: choice.t_factor,
-        patience: Some(choice.patience),
+        t_start,
+        t_end: t_start * 1e-6,
+        t_factor: 10.0,
+        patience: Some(1),
         stage_newton: NewtonOptions { centring_tol: 1e-2, cg_rel_tol: 1e-4, ..newton },
         stage_warm_start: None,
         polish: NewtonOptions { decrement_tol: 1e-13, ..newton },
     };
-    let chosen = follow_barrier_path(&objective, start, &path, validation, &mut state)?;
+    let chosen = follow_barrier_path(&objective, start, &path, &score, state)?;
     check_bounded(method, &chosen.precision)?;
-    let t = chosen.chosen_t;
+    let validation_nll = chosen
+        .stages
+        .iter()
+        .find(|s| s.t == chosen.chosen_t)
+        .and_then(|s| s.validation_nll)
+        .ok_or(EstimationError::NoValidationRows { method, what: "the barrier weight t" })?;
+    Ok(Chosen { t: chosen.chosen_t, precision: chosen.precision, validation_nll, stages: chosen.stages })
+}
+
+/// The minimiser of J_all − t·log|Λ| at the chosen stage's t, from its centre, to the decrement
+/// rule: the loss over all rows once the validation rows have chosen t. J − t·log|Λ| is strictly
+/// convex, so its centre, the returned Λ, does not depend on where Newton started.
+pub(crate) fn refit_at(
+    method: &'static str,
+    all: &dyn Smooth,
+    chosen: Chosen,
+    decrement_tol: f64,
+    mut state: NewtonState<'_>,
+) -> Result<Minimum, EstimationError> {
+    let Chosen { t, precision, stages, .. } = chosen;
+    let pattern = precision.pattern().clone();
+    let adjacency = Adjacency::new(&pattern);
     let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: all };
     state.invalidate_preconditioner();
-    let refit = NewtonOptions { decrement_tol: choice.decrement_tol, ..newton };
-    let outcome = minimise(&objective, chosen.precision, t, &refit, None, &mut state)?;
+    let refit = NewtonOptions { decrement_tol, ..NewtonOptions::default() };
+    let outcome = minimise(&objective, precision, t, &refit, None, &mut state)?;
     check_bounded(method, &outcome.precision)?;
     let lam = outcome.precision;
     let g = objective.gradient_at(&lam, t).ok_or_else(|| EstimationError::NoProgress {
@@ -194,7 +209,6 @@ fn validated_barrier_minimum(
             ),
         });
     }
-    let stages = chosen.stages;
     let certificate = Certificate {
         barrier_t: Some(t),
         lbfgs_iterations: stages.iter().map(|s| s.lbfgs_iterations).sum(),
