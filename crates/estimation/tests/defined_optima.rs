@@ -8,7 +8,9 @@ use common::{draws, relative_error, true_precision};
 use gmrf_estimation::moments::{Reach, SecondMoments};
 use gmrf_estimation::objective::ScoreMatching;
 use gmrf_estimation::objective::cnce::cnce_gradient;
-use gmrf_estimation::{CnceOptions, MleOptions, NceOptions, SIGMA_GRID, fit_cnce, fit_mle, fit_nce};
+use gmrf_estimation::{
+    CnceOptions, EstimationError, MleOptions, NceOptions, SIGMA_GRID, fit_cnce, fit_mle, fit_nce,
+};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -103,6 +105,23 @@ fn cnce_chooses_sigma_and_t_on_the_validation_rows_then_fits_all_rows_at_them() 
     assert_eq!(fixed.diagnostics.sigma_path.iter().map(|c| c.sigma).collect::<Vec<_>>(), vec![best.0]);
     let moved = relative_error(&grid.precision, &fixed.precision);
     assert!(moved < 1e-8, "the grid's fit differs from the fit at its σ by {moved:e}");
+}
+
+/// 12 images of 25 pixels against 12 noise draws, 8 neighbours (97 free entries): a quadratic form
+/// on the pattern separates them, the loss falls at every Newton step, and the validated path
+/// refuses at its first stage instead of returning where Newton stopped.
+#[test]
+fn nce_refuses_a_barrier_stage_it_cannot_centre() {
+    let truth = true_precision(5, 5);
+    let pattern = gmrf_model::Pattern::new(5, 5, gmrf_model::Neighbourhood::Eight).unwrap();
+    let (x, v) = (draws(&truth, 12, 26), draws(&truth, 10, 27));
+    let error = fit_nce(x.view(), Some(v.view()), &pattern, &NceOptions::default(), None).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, EstimationError::NoProgress { method: "nce", .. })
+            && message.contains("the barrier stage t = 1e-1 was not centred"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -163,6 +163,7 @@ pub(crate) fn choose_barrier_weight(
         stage_newton: NewtonOptions { centring_tol: 1e-2, cg_rel_tol: 1e-4, ..newton },
         stage_warm_start: None,
         polish: NewtonOptions { decrement_tol: 1e-13, ..newton },
+        require_centred: Some(method),
     };
     let chosen = follow_barrier_path(&objective, start, &path, &score, state)?;
     check_bounded(method, &chosen.precision)?;

@@ -293,6 +293,7 @@ pub fn sm_exact(
         },
         stage_warm_start: options.stage_warm_start,
         polish: NewtonOptions { decrement_tol: options.polish_decrement_tol, ..options.newton },
+        require_centred: None,
     };
     let start_point = barrier_diagonal_start(pattern, s_diagonal, t_start)?;
     let outcome = follow_barrier_path(&objective_fn, start_point, &path, &heldout, &mut state)?;

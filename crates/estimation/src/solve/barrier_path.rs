@@ -32,6 +32,10 @@ pub(crate) struct PathOptions {
     pub(crate) stage_warm_start: Option<LbfgsOptions>,
     /// Newton settings of the final centring of the returned stage.
     pub(crate) polish: NewtonOptions,
+    /// Refuse the path (`Some(method)`, named in the error) as soon as a stage's Newton run ends
+    /// short of its centring rule: the stages of a validated path are candidates, and a point
+    /// where Newton happened to stop is not a defined one.
+    pub(crate) require_centred: Option<&'static str>,
 }
 
 /// One barrier stage.
@@ -98,6 +102,18 @@ pub(crate) fn follow_barrier_path(
         }
         let outcome = minimise(objective, lam, t, &options.stage_newton, None, state)?;
         lam = outcome.precision;
+        if let (Some(method), false) = (options.require_centred, outcome.converged) {
+            return Err(EstimationError::NoProgress {
+                method,
+                reason: format!(
+                    "the barrier stage t = {t:e} was not centred: Newton stopped after {} steps short \
+                     of its rule (where the data and the noise are nearly separable by a quadratic \
+                     form on this pattern the loss keeps falling; more rows, fewer neighbours or \
+                     --solver minibatch)",
+                    outcome.steps
+                ),
+            });
+        }
         let score = validation(&lam)?;
         state.annotate_heldout(score);
         stages.push(BarrierStage {
