@@ -196,8 +196,8 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
         t.meta = t.meta.with("t_min", t_min).with("patience", patience);
     }
     let (fit_rows, validation_rows) = match weight {
-        BarrierWeight::ByValidation { .. } => validation_split(&t.train, run.seed, fraction)?,
-        BarrierWeight::Fixed(_) => (t.train.x.clone(), Array2::zeros((0, t.train.x.ncols()))),
+        BarrierWeight::ByValidation { .. } => validation_split(&mut t.train, run.seed, fraction)?,
+        BarrierWeight::Fixed(_) => (std::mem::take(&mut t.train.x), Array2::zeros((0, t.pattern.dim()))),
     };
     let validation = (validation_rows.nrows() > 0).then(|| validation_rows.view());
     let fit =
@@ -270,9 +270,9 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
     };
     options.check()?;
     let fraction = validation_fraction(&p.run)?;
-    let t = Training::read(&run)?;
+    let mut t = Training::read(&run)?;
     options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
-    let (fit_rows, validation_rows) = validation_split(&t.train, run.seed, fraction)?;
+    let (fit_rows, validation_rows) = validation_split(&mut t.train, run.seed, fraction)?;
     let fit = fit_nce(
         fit_rows.view(),
         Some(validation_rows.view()),
@@ -312,9 +312,9 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
     };
     options.check()?;
     let fraction = validation_fraction(&p.run)?;
-    let t = Training::read(&run)?;
+    let mut t = Training::read(&run)?;
     options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
-    let (fit_rows, validation_rows) = validation_split(&t.train, run.seed, fraction)?;
+    let (fit_rows, validation_rows) = validation_split(&mut t.train, run.seed, fraction)?;
     let fit = fit_cnce(
         fit_rows.view(),
         Some(validation_rows.view()),
@@ -484,7 +484,11 @@ fn validation_fraction(p: &ContrastiveParams) -> anyhow::Result<f64> {
 }
 
 /// Splits the rows of `train` into (fit, validation) by a stable hash of (seed, source, id).
-fn validation_split(train: &Centred, seed: u64, fraction: f64) -> anyhow::Result<(Array2<f32>, Array2<f32>)> {
+fn validation_split(
+    train: &mut Centred,
+    seed: u64,
+    fraction: f64,
+) -> anyhow::Result<(Array2<f32>, Array2<f32>)> {
     let (mut fit, mut validation) = (Vec::new(), Vec::new());
     for (row, (source, &id)) in train.source.iter().zip(&train.id).enumerate() {
         if gmrf_table::in_holdout(seed, source, id, fraction) { validation.push(row) } else { fit.push(row) }
@@ -497,5 +501,7 @@ fn validation_split(train: &Centred, seed: u64, fraction: f64) -> anyhow::Result
             train.len()
         );
     }
-    Ok((train.x.select(Axis(0), &fit), train.x.select(Axis(0), &validation)))
+    // The table's pixels are not needed once split: freed, so a fit holds one copy of the rows.
+    let x = std::mem::take(&mut train.x);
+    Ok((x.select(Axis(0), &fit), x.select(Axis(0), &validation)))
 }
