@@ -71,7 +71,7 @@ fn certified_minimum(
     let (mut lam, lbfgs_iterations) = lbfgs(&objective, start, 0.0, &warm, None, &mut state)?;
     check_bounded(method, &lam)?;
     const ROUND: usize = 4;
-    let options = NewtonOptions { decrement_tol, ..NewtonOptions::default() };
+    let options = NewtonOptions { decrement_tol, stop_when_cg_fails: true, ..NewtonOptions::default() };
     let round = NewtonOptions { max_steps: ROUND, ..options };
     let (mut newton_steps, mut cg_iterations) = (0, 0);
     let converged = loop {
@@ -154,7 +154,7 @@ pub(crate) fn choose_barrier_weight(
     let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: fit };
     let score = |lam: &Precision| Ok(Some(heldout_nll(lam, held_out)?));
     let t_start = 10f64.powf((fit.value(start.values()) / start.dim() as f64).log10().round());
-    let newton = NewtonOptions::default();
+    let newton = NewtonOptions { stop_when_cg_fails: true, ..NewtonOptions::default() };
     let path = PathOptions {
         t_start,
         t_end: t_start * 1e-6,
@@ -191,7 +191,7 @@ pub(crate) fn refit_at(
     let adjacency = Adjacency::new(&pattern);
     let objective = BarrierObjective { pattern: &pattern, adjacency: &adjacency, smooth: all };
     state.invalidate_preconditioner();
-    let refit = NewtonOptions { decrement_tol, ..NewtonOptions::default() };
+    let refit = NewtonOptions { decrement_tol, stop_when_cg_fails: true, ..NewtonOptions::default() };
     let outcome = minimise(&objective, precision, t, &refit, None, &mut state)?;
     check_bounded(method, &outcome.precision)?;
     let lam = outcome.precision;

@@ -68,6 +68,11 @@ pub struct NewtonOptions {
     /// Preconditioner. Default: Hessian Cholesky, reused while CG with it converges within 15
     /// iterations.
     pub preconditioner: NewtonPreconditioner,
+    /// Stop, short of the rule, when CG does not converge even with a fresh f64 factor, instead
+    /// of stepping along its unfinished direction. Default false. The contrastive losses set it:
+    /// there such a step is a sliver (α ~ 1e-6 after 2,000 CG iterations, step after step, on
+    /// a cNCE loss that falls without bound: `docs/decisions.md`).
+    pub stop_when_cg_fails: bool,
 }
 
 impl NewtonOptions {
@@ -86,6 +91,7 @@ impl Default for NewtonOptions {
             centring_tol: 0.0,
             cg_rel_tol: 1e-8,
             max_cg_iterations: 2000,
+            stop_when_cg_fails: false,
             preconditioner: NewtonPreconditioner::HessianCholesky { reuse_within: REUSE_WITHIN },
         }
     }
@@ -264,6 +270,9 @@ pub(crate) fn minimise(
             state.invalidate_preconditioner();
         };
         cg_total += iterations;
+        if !cg.converged && options.stop_when_cg_fails {
+            return Ok(NewtonOutcome { precision: lam, steps, cg_iterations: cg_total, converged: false });
+        }
         let dir = cg.x;
         let gd = dot(&g, &dir);
         if gd >= 0.0 {
