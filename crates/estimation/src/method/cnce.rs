@@ -337,7 +337,8 @@ fn newton_cnce(
     };
     let start = masked_mle_start(z.slice(ndarray::s![..n_fit, ..]), pattern)?;
     let mut sigma_path = Vec::new();
-    let (sigma, rows, minimum) = if n_fit < n {
+    // J over all rows and their copies at the estimate, from the loss that fitted it.
+    let (sigma, minimum, final_loss) = if n_fit < n {
         let held_out = SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern)?;
         let mut state = NewtonState::new(Instant::now(), progress);
         let mut best: Option<(f64, Chosen)> = None;
@@ -375,18 +376,17 @@ fn newton_cnce(
         let rows = rows_for(sigma)?;
         let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
         let minimum = refit_at("cnce", &loss, chosen, 1e-16, state)?;
-        (sigma, rows, minimum)
+        let final_loss = loss.value(minimum.precision.values());
+        (sigma, minimum, final_loss)
     } else {
         let sigma = sigmas[0];
         let rows = rows_for(sigma)?;
         let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
         let minimum = full_batch_minimum("cnce", &loss, None, start, 1e-16, progress)?;
-        (sigma, rows, minimum)
+        let final_loss = loss.value(minimum.precision.values());
+        (sigma, minimum, final_loss)
     };
-    drop(all);
-    let loss = ContrastiveLoss::new(pattern, rows.view(), pairs(n), n * kappa, false);
     let lam_z = minimum.precision;
-    let final_loss = loss.value(lam_z.values());
     let factor = lam_z.try_factor()?;
     let exact_log_normaliser = gaussian_log_normaliser(factor.log_det(), pattern.dim()) - standard.log_det();
     Ok(Fit {
