@@ -223,7 +223,7 @@ impl NceOptions {
     /// (20·n² bytes, n the pattern's free entries).
     pub fn check_memory(&self, rows: usize, pattern: &Pattern, budget: u64) -> Result<(), EstimationError> {
         let dim = pattern.dim();
-        let noise_rows = (self.nu * rows as f64).round().max(1.0);
+        let noise_rows = self.noise_rows(rows);
         let mut bytes = noise_rows * (dim as f64 * 4.0 + 8.0);
         if self.solver == Solver::Newton {
             bytes += rows as f64 * dim as f64 * 4.0 + 20.0 * (pattern.len() as f64).powi(2);

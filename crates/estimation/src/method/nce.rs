@@ -78,6 +78,14 @@ pub struct NceOptions {
     pub run: ContrastiveOptions,
 }
 
+impl NceOptions {
+    /// Noise rows for `rows` data rows: round(ν·rows), at least one (as f64, so that a size past
+    /// any memory can still be reported).
+    pub(crate) fn noise_rows(&self, rows: usize) -> f64 {
+        (self.nu * rows as f64).round().max(1.0)
+    }
+}
+
 impl Default for NceOptions {
     fn default() -> Self {
         NceOptions {
@@ -227,7 +235,7 @@ pub fn fit_nce(
     let Standardised { standard, z, test } = standardise(x, validation, pattern)?;
     let noise = GaussianNoise::fit(options.noise, z.view(), pattern, &standard.scale, options.ridge)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
-    let n_noise = ((options.nu * x.nrows() as f64).round() as usize).max(1);
+    let n_noise = options.noise_rows(x.nrows()) as usize;
     let pool = noise.sample(n_noise, &mut rng)?;
     let pool_log_pn = noise.log_density(pool.view())?;
     let z_log_pn = noise.log_density(z.view())?;
@@ -235,8 +243,7 @@ pub fn fit_nce(
         Some(zt) => {
             let mut test_rng = ChaCha8Rng::seed_from_u64(options.run.seed);
             test_rng.set_stream(1);
-            let yt =
-                noise.sample(((options.nu * zt.nrows() as f64).round() as usize).max(1), &mut test_rng)?;
+            let yt = noise.sample(options.noise_rows(zt.nrows()) as usize, &mut test_rng)?;
             let (zt_lpn, yt_lpn) = (noise.log_density(zt.view())?, noise.log_density(yt.view())?);
             Some((zt, zt_lpn, yt, yt_lpn))
         }
@@ -307,7 +314,7 @@ fn newton_nce(
     let noise = GaussianNoise::fit(options.noise, z.view(), pattern, &standard.scale, options.ridge)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
     let (n, n_fit) = (z.nrows(), x.nrows());
-    let noise_rows = |rows: usize| ((options.nu * rows as f64).round() as usize).max(1);
+    let noise_rows = |rows: usize| options.noise_rows(rows) as usize;
     let n_noise = noise_rows(n);
     let pool = noise.sample(n_noise, &mut rng)?;
     let pool_log_pn = noise.log_density(pool.view())?;
