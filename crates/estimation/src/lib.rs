@@ -8,17 +8,22 @@
 //! a [`Fit`]: the fitted [`Precision`], a trace of [`TraceRow`]s and its diagnostics. Inside, the
 //! crate is four layers, each depending only on the ones below it:
 //!
-//! - [`method`]: the estimators ([`fit_sm`], [`fit_sm_gd`], [`fit_mle`], [`fit_nce`],
+//! - `method`: the estimators ([`fit_sm`], [`fit_sm_gd`], [`fit_mle`], [`fit_nce`],
 //!   [`fit_cnce`]), each a short composition of an objective and a solver. **A new estimator
-//!   goes here**, as one file: see the module's doc.
-//! - [`solve`]: solvers that keep Λ positive definite at every iterate (one positive-definite
+//!   goes here**, as one file: see `src/method/mod.rs`.
+//! - `solve`: solvers that keep Λ positive definite at every iterate (one positive-definite
 //!   line search, CG with a dense Hessian factor, Newton-CG, L-BFGS, the barrier path with its
 //!   choice of weight on validation data, the minibatch first-order loop). A new solver goes here.
-//! - [`objective`]: value, gradient and Hessian products in the free entries of Λ (score
+//! - `objective`: value, gradient and Hessian products in the free entries of Λ (score
 //!   matching, log-determinant, the barrier objective, NCE, cNCE, the NCE noise).
-//! - [`moments`]: statistics of the rows (second moments on grid offsets, standardisation) and
+//! - `moments`: statistics of the rows (second moments on grid offsets, standardisation) and
 //!   the one ordered reduction every sum uses, so every result is bit-identical on any number of
 //!   threads.
+//!
+//! The crate's API is what this page lists: the `fit_*` functions, their options and diagnostics,
+//! [`Fit`] and [`EstimationError`]. The layers themselves are public modules only with the
+//! `internals` feature, which the crate's own tests, benches and examples enable to check and time
+//! kernels against independent computations.
 //!
 //! ```
 //! use gmrf_estimation::{MleOptions, fit_mle};
@@ -39,10 +44,30 @@
 mod checks;
 mod error;
 mod fit;
+
+// The layers are public only with the `internals` feature, which the crate's own tests, benches
+// and examples enable: they are not an API (the methods' `fit_*`, options and diagnostics are
+// re-exported below).
+#[cfg(feature = "internals")]
 pub mod method;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod method;
+#[cfg(feature = "internals")]
 pub mod moments;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod moments;
+#[cfg(feature = "internals")]
 pub mod objective;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod objective;
+#[cfg(feature = "internals")]
 pub mod solve;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod solve;
 
 pub use checks::{Named, UnknownName};
 pub use error::EstimationError;

@@ -5,13 +5,13 @@
 //! | [`sm`] | score matching J(Λ) | CG for the unconstrained optimum; else the barrier path on J − t·log\|Λ\| |
 //! | [`sm_gd`] | score matching J(Λ) | the original homework's fixed-step gradient descent |
 //! | [`mle`] | tr(SΛ) − log\|Λ\| | L-BFGS, then Newton-CG to a certified optimality gap |
-//! | [`nce`] | the NCE logistic loss against a Gaussian noise | the minibatch first-order loop |
-//! | [`cnce`] | the conditional NCE loss against noisy copies | the minibatch first-order loop |
+//! | [`nce`] | the NCE logistic loss against a Gaussian noise, c learned | Newton-CG to a certified optimum, or the barrier path with t chosen on validation rows; or the minibatch first-order loop |
+//! | [`cnce`] | the conditional NCE loss against noisy copies | as nce, σ also chosen on validation rows |
 //!
 //! A new estimator goes here as one file: its options struct (with documented defaults and a
 //! `check`), its diagnostics, and a `fit_*` function that prepares the statistics or data its
-//! objective needs (from [`crate::moments`] and [`crate::objective`]) and calls a solver from
-//! [`crate::solve`].
+//! objective needs (from the crate's `moments` and `objective` layers) and calls a solver from its
+//! `solve` layer.
 
 pub mod cnce;
 mod contrastive;
