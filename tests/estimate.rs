@@ -134,6 +134,26 @@ fn render(p: &PrecisionEntries) -> String {
     out
 }
 
+/// The mean of −log p(x)/d = (xᵀΛx + d·log 2π − log|Λ|)/(2d) over the fixture's training rows
+/// that `gmrf_table::in_holdout` holds out for `seed` and `fraction`, by a dense Cholesky.
+fn validation_nll_dense(p: &PrecisionEntries, seed: u64, fraction: f64) -> f64 {
+    let d = p.height * p.width;
+    let a = dense(p);
+    let l = cholesky(&a, d).expect("positive definite");
+    let log_det = 2.0 * (0..d).map(|i| l[i * d + i].ln()).sum::<f64>();
+    let (train, _) = gmrf_table::read::<Centred>(&prepared().join("train-centred.parquet")).unwrap();
+    let nll: Vec<f64> = (0..train.len())
+        .filter(|&r| gmrf_table::in_holdout(seed, &train.source[r], train.id[r], fraction))
+        .map(|r| {
+            let x: Vec<f64> = train.x.row(r).iter().map(|&v| f64::from(v)).collect();
+            let q: f64 = (0..d).map(|i| x[i] * (0..d).map(|j| a[i * d + j] * x[j]).sum::<f64>()).sum();
+            (q + d as f64 * (2.0 * std::f64::consts::PI).ln() - log_det) / (2.0 * d as f64)
+        })
+        .collect();
+    assert!(!nll.is_empty());
+    nll.iter().sum::<f64>() / nll.len() as f64
+}
+
 fn check_positive_definite(path: &Path) -> PrecisionEntries {
     let (p, meta) = gmrf_table::read::<PrecisionEntries>(path).unwrap();
     assert_eq!(meta.param("positive_definite"), Some("true"));
@@ -236,6 +256,14 @@ fn nce_and_cnce_are_positive_definite_with_finite_losses() {
         let heldout: Vec<f64> = trace.rows.iter().filter_map(|r| r.heldout_loss).collect();
         assert_eq!(heldout.len(), 3, "{method}: validation loss at steps 20, 40, 60");
         assert!(heldout.iter().all(|l| l.is_finite()));
+        // The validation rows' nll, on which minibatch settings are compared, against a dense
+        // computation over the rows the stable hash holds out (seed 1, the default 10%).
+        let reported: f64 = meta.param("validation_nll").unwrap().parse().unwrap();
+        let dense_nll = validation_nll_dense(&p, 1, 0.1);
+        assert!(
+            (reported - dense_nll).abs() <= 1e-9 * dense_nll.abs(),
+            "{method}: validation nll {reported} against {dense_nll} computed densely"
+        );
         insta::assert_snapshot!(format!("{method}_4_neighbours"), render(&p));
     }
 }

@@ -13,7 +13,7 @@ use gmrf_estimation::{
     NceOptions, Normaliser, RunSummary, SmGdOptions, SmOptions, Solver, TraceRow, fit_cnce, fit_mle, fit_nce,
     fit_sm, fit_sm_gd,
 };
-use gmrf_model::{Neighbourhood, Pattern, Precision};
+use gmrf_model::{Gaussian, Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, Meta, Stage, Trace};
 use indicatif::ProgressBar;
 use ndarray::{Array2, Axis};
@@ -281,10 +281,13 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
         Some(&|s: u32, l: f64| t.report(s, l)),
     )
     .map_err(|e| t.data_error(e))?;
+    let validation_nll =
+        minibatch_validation_nll(&fit.precision, fit.diagnostics.run.is_some(), &validation_rows)?;
     Ok(t.fitted(fit, |meta, d| {
         solution_meta(meta, 0.0, &options.run, d.run.as_ref(), d.certificate.as_ref())
             .with("validation_fraction", fraction)
             .with("n_validation", validation_rows.nrows())
+            .with("validation_nll", validation_nll)
             .with("normaliser", if d.run.is_some() { options.normaliser } else { Normaliser::Learned })
             .with("noise_kind", options.noise)
             .with("nu", options.nu)
@@ -323,10 +326,13 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
         Some(&|s: u32, l: f64| t.report(s, l)),
     )
     .map_err(|e| t.data_error(e))?;
+    let validation_nll =
+        minibatch_validation_nll(&fit.precision, fit.diagnostics.run.is_some(), &validation_rows)?;
     Ok(t.fitted(fit, |meta, d| {
         solution_meta(meta, options.barrier, &options.run, d.run.as_ref(), d.certificate.as_ref())
             .with("validation_fraction", fraction)
             .with("n_validation", validation_rows.nrows())
+            .with("validation_nll", validation_nll)
             .with("kappa", options.kappa)
             .with("sigma", d.sigma)
             .with(
@@ -472,6 +478,22 @@ fn summary_meta(meta: Meta, run: &RunSummary) -> Meta {
         .with("halvings", run.halvings)
         .with("rejected_steps", run.rejected_steps)
         .with("epochs", run.epochs)
+}
+
+/// The mean nll (nats per pixel, original units) of the validation rows under a minibatch fit,
+/// which saw only the other rows: the score on which its step count and settings are compared
+/// (never the test table). "none" for a full-batch fit, which the validation rows chose t for and
+/// which was then refitted on them too, or without validation rows.
+fn minibatch_validation_nll(
+    precision: &Precision,
+    minibatch: bool,
+    validation_rows: &Array2<f32>,
+) -> anyhow::Result<String> {
+    if !minibatch || validation_rows.nrows() == 0 {
+        return Ok("none".into());
+    }
+    let nll = Gaussian::from_precision(precision.clone())?.nll_per_pixel(validation_rows.view());
+    Ok((nll.iter().sum::<f64>() / nll.len() as f64).to_string())
 }
 
 /// The validation fraction of `nce`/`cnce`, in [0, 1).
