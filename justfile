@@ -121,6 +121,24 @@ mnist-nce *FLAGS: (estimate "nce" "mnist-nce" FLAGS) (evaluate "mnist-nce")
 # Conditional NCE (8 neighbours, κ noisy copies per image) on all of MNIST → runs/mnist-cnce/report.md.
 mnist-cnce *FLAGS: (estimate "cnce" "mnist-cnce" FLAGS) (evaluate "mnist-cnce")
 
+# Each candidate is fitted on 90% of the training digits and scored on the other 10% (the stable
+# hash split, never the test digits); the pipelines' comments hold the numbers. About an hour.
+# The validation sweep behind the minibatch steps, σ and t of pipelines/mnist-nce.toml, mnist-cnce.toml.
+mnist-minibatch-sweep: mnist-prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fit() { {{gmrf}} estimate "$@" --validation-fraction 0.1 --train runs/mnist/train-centred.parquet 2>&1 | grep -o 'validation nll [^ ]*' || echo "no fit"; }
+    for n in 8 4; do
+      for steps in 500 1000 2000 4000 8000 16000; do
+        echo "nce, $n neighbours, $steps steps: $(fit nce --config pipelines/mnist-nce.toml --neighbourhood $n --steps $steps --out runs/mnist-sweep/nce-$n-$steps)"
+      done
+      for sigma in 0.0175 0.035 0.071 0.15; do
+        for t in 1e-1 1e-2 1e-3 1e-4; do
+          echo "cnce, $n neighbours, σ $sigma, t $t: $(fit cnce --config pipelines/mnist-cnce.toml --neighbourhood $n --sigma $sigma --barrier-t $t --out runs/mnist-sweep/cnce-$n-$sigma-$t)"
+        done
+      done
+    done
+
 # NCE with the original homework's settings (RMSprop 1e-3, batches of 100, ν = 1, Gaussian pixel noise) into runs/mnist-nce-original/.
 mnist-nce-original *FLAGS: mnist-prepare-gaussian
     {{gmrf}} estimate nce --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}

@@ -372,8 +372,12 @@ fn write(fitted: Fitted, clock: &Stopwatch) -> anyhow::Result<()> {
     gmrf_table::commit_all(pending)?;
     t.spin.finish_and_clear();
     let pd = if factor_ok { "positive definite" } else { "NOT positive definite" };
+    let validation = match meta.param("validation_nll") {
+        Some(nll) if nll != "none" => format!(", validation nll {nll} nats/pixel"),
+        _ => String::new(),
+    };
     clock.summary(&format!(
-        "wrote {}/{{precision,trace}}.parquet ({}, {} neighbours, {} entries, {pd}, smallest eigenvalue {min_eigenvalue:.4e})",
+        "wrote {}/{{precision,trace}}.parquet ({}, {} neighbours, {} entries, {pd}, smallest eigenvalue {min_eigenvalue:.4e}{validation})",
         t.out.display(),
         t.method.name(),
         t.pattern.neighbourhood(),
