@@ -45,29 +45,19 @@ mod checks;
 mod error;
 mod fit;
 
-// The layers are public only with the `internals` feature, which the crate's own tests, benches
-// and examples enable: they are not an API (the methods' `fit_*`, options and diagnostics are
-// re-exported below).
-#[cfg(feature = "internals")]
-pub mod method;
-#[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
-mod method;
-#[cfg(feature = "internals")]
-pub mod moments;
-#[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
-mod moments;
-#[cfg(feature = "internals")]
-pub mod objective;
-#[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
-mod objective;
-#[cfg(feature = "internals")]
-pub mod solve;
-#[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
-mod solve;
+/// Declares the layers: public modules with the `internals` feature, which the crate's own tests,
+/// benches and examples enable; private otherwise, since they are not an API (the methods'
+/// `fit_*`, options and diagnostics are re-exported below).
+macro_rules! layers {
+    ($($layer:ident),*) => {$(
+        #[cfg(feature = "internals")]
+        pub mod $layer;
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unused_imports)]
+        mod $layer;
+    )*};
+}
+layers!(method, moments, objective, solve);
 
 pub use checks::{Named, UnknownName};
 pub use error::EstimationError;
