@@ -26,7 +26,8 @@ fn estimate(method: &str, neighbourhood: &str, threads: Option<usize>) -> (tempf
     estimate_with(method, neighbourhood, threads, &[])
 }
 
-/// Few, small steps of `nce`/`cnce` on the fixture, with the test table for the held-out loss.
+/// Few, small steps of `nce`/`cnce`'s minibatch loop on the fixture, its held-out loss traced on
+/// the validation split.
 fn contrastive_flags() -> Vec<String> {
     ["--solver", "minibatch", "--steps", "60", "--batch-size", "500", "--trace-every", "20"]
         .iter()

@@ -16,7 +16,7 @@ use crate::objective::{
 use crate::solve::lbfgs::lbfgs;
 use crate::solve::newton::minimise;
 use crate::solve::{
-    BarrierStage, LbfgsOptions, NewtonOptions, NewtonState, PathOptions, follow_barrier_path,
+    BarrierStage, LbfgsOptions, NewtonOptions, NewtonState, PathOptions, Uncentred, follow_barrier_path,
 };
 
 /// What a full-batch Newton fit reached.
@@ -163,7 +163,11 @@ pub(crate) fn choose_barrier_weight(
         stage_newton: NewtonOptions { centring_tol: 1e-2, cg_rel_tol: 1e-4, ..newton },
         stage_warm_start: None,
         polish: NewtonOptions { decrement_tol: 1e-13, ..newton },
-        require_centred: Some(method),
+        require_centred: Some(Uncentred {
+            method,
+            hint: "where the data and the noise are nearly separable by a quadratic form on this \
+                   pattern the loss keeps falling; more rows, fewer neighbours or --solver minibatch",
+        }),
     };
     let chosen = follow_barrier_path(&objective, start, &path, &score, state)?;
     check_bounded(method, &chosen.precision)?;

@@ -32,10 +32,18 @@ pub(crate) struct PathOptions {
     pub(crate) stage_warm_start: Option<LbfgsOptions>,
     /// Newton settings of the final centring of the returned stage.
     pub(crate) polish: NewtonOptions,
-    /// Refuse the path (`Some(method)`, named in the error) as soon as a stage's Newton run ends
-    /// short of its centring rule: the stages of a validated path are candidates, and a point
-    /// where Newton happened to stop is not a defined one.
-    pub(crate) require_centred: Option<&'static str>,
+    /// Refuse the path as soon as a stage's Newton run ends short of its centring rule: the
+    /// stages of a validated path are candidates, and a point where Newton happened to stop is not
+    /// a defined one. `None`: keep going from where Newton stopped.
+    pub(crate) require_centred: Option<Uncentred>,
+}
+
+/// What the error says when a stage is not centred: the method it names, and the caller's
+/// explanation of why that can happen and what to do about it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Uncentred {
+    pub(crate) method: &'static str,
+    pub(crate) hint: &'static str,
 }
 
 /// One barrier stage.
@@ -102,14 +110,12 @@ pub(crate) fn follow_barrier_path(
         }
         let outcome = minimise(objective, lam, t, &options.stage_newton, None, state)?;
         lam = outcome.precision;
-        if let (Some(method), false) = (options.require_centred, outcome.converged) {
+        if let (Some(Uncentred { method, hint }), false) = (options.require_centred, outcome.converged) {
             return Err(EstimationError::NoProgress {
                 method,
                 reason: format!(
                     "the barrier stage t = {t:e} was not centred: Newton stopped after {} steps short \
-                     of its rule (where the data and the noise are nearly separable by a quadratic \
-                     form on this pattern the loss keeps falling; more rows, fewer neighbours or \
-                     --solver minibatch)",
+                     of its rule ({hint})",
                     outcome.steps
                 ),
             });

@@ -20,7 +20,7 @@ pub(crate) mod line_search;
 pub(crate) mod newton;
 
 pub use barrier_path::BarrierStage;
-pub(crate) use barrier_path::{PathOptions, follow_barrier_path};
+pub(crate) use barrier_path::{PathOptions, Uncentred, follow_barrier_path};
 pub(crate) use cg::{Preconditioner, conjugate_gradient};
 pub use first_order::{ContrastiveOptions, OptimiserKind, RunSummary, Schedule};
 pub(crate) use first_order::{Minibatched, optimise, permutation};
