@@ -140,9 +140,8 @@ fn main() {
         let pattern = Pattern::new(28, 28, neighbourhood).unwrap();
         let noise = GaussianNoise::fit(NoiseKind::Full, z.view(), &pattern, &standard.scale, 1e-4).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let pool = noise.sample(z.nrows(), &mut rng).unwrap();
-        let (z_lpn, pool_lpn) =
-            (noise.log_density(z.view()).unwrap(), noise.log_density(pool.view()).unwrap());
+        let pool = noise.sample(z.nrows(), &mut rng);
+        let (z_lpn, pool_lpn) = (noise.log_density(z.view()), noise.log_density(pool.view()));
         // A Λ away from the start: the diagonal 2, couplings −0.2 (diagonally dominant, PD).
         let values = pattern.entries().iter().map(|e| if e.is_diagonal() { 2.0 } else { -0.2 }).collect();
         let lam = Precision::new(pattern.clone(), values).unwrap();

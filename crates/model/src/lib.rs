@@ -45,4 +45,4 @@ pub use eigen::SymmetricEigen;
 pub use error::ModelError;
 pub use gaussian::{Gaussian, nll_per_pixel, second_moments};
 pub use pattern::{Entry, Neighbourhood, Pattern};
-pub use precision::{Precision, log_density_with};
+pub use precision::{Precision, half_d_log_2pi, log_density_with, log_normaliser};

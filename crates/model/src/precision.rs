@@ -194,8 +194,19 @@ impl Precision {
     }
 }
 
-/// log p = ½ log|Λ| − (d/2) log 2π − ½ q for each quadratic form q = xᵀΛx.
+/// ½·d·log 2π, the constant of the Gaussian normaliser in d dimensions.
+pub fn half_d_log_2pi(dim: usize) -> f64 {
+    0.5 * dim as f64 * (2.0 * std::f64::consts::PI).ln()
+}
+
+/// log Z⁻¹ = ½ log|Λ| − (d/2) log 2π, the log-normaliser of N(0, Λ⁻¹) from log|Λ|.
+pub fn log_normaliser(log_det: f64, dim: usize) -> f64 {
+    0.5 * log_det - half_d_log_2pi(dim)
+}
+
+/// log p = ½ log|Λ| − (d/2) log 2π − ½ q for each quadratic form q = xᵀΛx, summed as
+/// (−½ q + ½ log|Λ|) − (d/2) log 2π for every kind of [`Gaussian`](crate::Gaussian).
 pub fn log_density_with(log_det: f64, dim: usize, quadratic_forms: &[f64]) -> Vec<f64> {
-    let constant = 0.5 * log_det - 0.5 * dim as f64 * (2.0 * std::f64::consts::PI).ln();
-    quadratic_forms.iter().map(|q| constant - 0.5 * q).collect()
+    let (half_log_det, constant) = (0.5 * log_det, half_d_log_2pi(dim));
+    quadratic_forms.iter().map(|q| -0.5 * q + half_log_det - constant).collect()
 }

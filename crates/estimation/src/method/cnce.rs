@@ -32,7 +32,7 @@
 //! The noise of row i is drawn from its own ChaCha8 stream (seed, epoch, row), so it does not
 //! depend on the minibatch order or the thread count, and is regenerated rather than stored.
 
-use gmrf_model::{Cholesky, Pattern, Precision};
+use gmrf_model::{Cholesky, Pattern, Precision, log_normaliser};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -51,7 +51,7 @@ use crate::EstimationError;
 use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::cnce::{add_barrier, cnce_terms, gradient_of};
-use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth, gaussian_log_normaliser};
+use crate::objective::{ContrastiveLoss, Planes, Sample, Smooth};
 use crate::solve::{ContrastiveOptions, Minibatched, NewtonState, RunSummary, optimise, permutation};
 
 /// Options of [`fit_cnce`].
@@ -247,7 +247,7 @@ pub fn fit_cnce(
     let final_loss =
         problem.loss(&lam_z, &factor, problem.z.view(), &rows, noise_key(options.run.seed, 0, 0));
     let heldout_loss = problem.heldout_loss(&lam_z, &factor, 0.0)?;
-    let exact_log_normaliser = gaussian_log_normaliser(factor.log_det(), d) - standard.log_det();
+    let exact_log_normaliser = log_normaliser(factor.log_det(), d) - standard.log_det();
     Ok(Fit {
         precision: standard.to_original(&lam_z)?,
         trace,
@@ -388,7 +388,7 @@ fn newton_cnce(
     };
     let lam_z = minimum.precision;
     let factor = lam_z.try_factor()?;
-    let exact_log_normaliser = gaussian_log_normaliser(factor.log_det(), pattern.dim()) - standard.log_det();
+    let exact_log_normaliser = log_normaliser(factor.log_det(), pattern.dim()) - standard.log_det();
     Ok(Fit {
         precision: standard.to_original(&lam_z)?,
         trace: minimum.trace,

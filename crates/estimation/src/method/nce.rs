@@ -22,7 +22,7 @@ use crate::fit::{Fit, Progress};
 use crate::moments::{Reach, SecondMoments};
 use crate::objective::nce::{all_rows, log_normaliser, nce_loss_gradient};
 use crate::objective::{
-    ContrastiveLoss, GaussianNoise, NoiseKind, Planes, Sample, Smooth, gaussian_log_normaliser,
+    ContrastiveLoss, GaussianNoise, NoiseKind, Planes, Sample, Smooth,
 };
 use crate::solve::{ContrastiveOptions, Minibatched, RunSummary, optimise, permutation};
 
@@ -155,8 +155,8 @@ impl Minibatched for NceProblem {
 
     fn start_epoch(&mut self, epoch: u64) -> Result<(), EstimationError> {
         if epoch > 0 && self.per_epoch {
-            self.pool = self.noise.sample(self.pool.nrows(), &mut self.rng)?;
-            self.pool_log_pn = self.noise.log_density(self.pool.view())?;
+            self.pool = self.noise.sample(self.pool.nrows(), &mut self.rng);
+            self.pool_log_pn = self.noise.log_density(self.pool.view());
         }
         self.data_order = permutation(self.z.nrows(), &mut self.rng);
         self.noise_order = permutation(self.pool.nrows(), &mut self.rng);
@@ -236,15 +236,15 @@ pub fn fit_nce(
     let noise = GaussianNoise::fit(options.noise, z.view(), pattern, &standard.scale, options.ridge)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.run.seed);
     let n_noise = options.noise_rows(x.nrows()) as usize;
-    let pool = noise.sample(n_noise, &mut rng)?;
-    let pool_log_pn = noise.log_density(pool.view())?;
-    let z_log_pn = noise.log_density(z.view())?;
+    let pool = noise.sample(n_noise, &mut rng);
+    let pool_log_pn = noise.log_density(pool.view());
+    let z_log_pn = noise.log_density(z.view());
     let test = match test {
         Some(zt) => {
             let mut test_rng = ChaCha8Rng::seed_from_u64(options.run.seed);
             test_rng.set_stream(1);
-            let yt = noise.sample(options.noise_rows(zt.nrows()) as usize, &mut test_rng)?;
-            let (zt_lpn, yt_lpn) = (noise.log_density(zt.view())?, noise.log_density(yt.view())?);
+            let yt = noise.sample(options.noise_rows(zt.nrows()) as usize, &mut test_rng);
+            let (zt_lpn, yt_lpn) = (noise.log_density(zt.view()), noise.log_density(yt.view()));
             Some((zt, zt_lpn, yt, yt_lpn))
         }
         None => None,
@@ -267,7 +267,7 @@ pub fn fit_nce(
     // c₀: the exact log-normaliser of Λ₀ = I.
     let d = pattern.dim();
     let start = identity_start(pattern)?;
-    let c0 = gaussian_log_normaliser(0.0, d);
+    let c0 = gmrf_model::log_normaliser(0.0, d);
     let (lam_z, c, trace, run) = optimise(&mut problem, "nce", start, c0, &options.run, progress)?;
     let factor = lam_z.try_factor()?;
     let rows = all_rows(problem.z.nrows());
@@ -316,9 +316,9 @@ fn newton_nce(
     let (n, n_fit) = (z.nrows(), x.nrows());
     let noise_rows = |rows: usize| options.noise_rows(rows) as usize;
     let n_noise = noise_rows(n);
-    let pool = noise.sample(n_noise, &mut rng)?;
-    let pool_log_pn = noise.log_density(pool.view())?;
-    let z_log_pn = noise.log_density(z.view())?;
+    let pool = noise.sample(n_noise, &mut rng);
+    let pool_log_pn = noise.log_density(pool.view());
+    let z_log_pn = noise.log_density(z.view());
     let held_out = (n_fit < n)
         .then(|| SecondMoments::compute(z.slice(ndarray::s![n_fit.., ..]), pattern, Reach::Pattern))
         .transpose()?;

@@ -4,12 +4,10 @@
 //!
 //! Every function here is bit-identical on any number of threads (see [`BLOCK_ROWS`]).
 
-mod dense;
 mod reduce;
 mod second;
 mod standardise;
 
-pub(crate) use dense::{rows_times_transpose, standard_normals};
 pub use gmrf_model::second_moments as dense_second_moments;
 pub use reduce::BLOCK_ROWS;
 pub(crate) use reduce::{column_mean_squares, dot, norm, sum_blocks, sum_row_blocks};

@@ -12,7 +12,7 @@
 //! - [`nce`] and [`cnce`]: the contrastive losses on minibatches, sums over rows of softplus of quadratic forms,
 //!   evaluated on Λ stored as offset planes ([`Planes`]), against a [`GaussianNoise`] for NCE.
 
-use gmrf_model::Precision;
+use gmrf_model::{Precision, log_normaliser};
 
 use crate::EstimationError;
 
@@ -36,15 +36,6 @@ pub(crate) use planes::Planes;
 pub use planes::{sigmoid, softplus};
 pub use score_matching::ScoreMatching;
 
-/// ½·d·log 2π, the Gaussian normaliser's constant for d pixels.
-pub(crate) fn half_d_log_2pi(d: usize) -> f64 {
-    0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
-}
-
-/// ½ log|Λ| − (d/2) log 2π: the log-normaliser of N(0, Λ⁻¹) from log|Λ|.
-pub(crate) fn gaussian_log_normaliser(log_det: f64, d: usize) -> f64 {
-    0.5 * log_det - half_d_log_2pi(d)
-}
 
 /// Held-out negative log-likelihood in nats per pixel from the held-out second moments on the
 /// pattern: −(1/d)·(½ log|Λ| − (d/2) log 2π − ½ tr(S Λ)), the mean of −log p(x)/d over the rows.
@@ -61,5 +52,5 @@ pub fn heldout_nll(
         .zip(precision.values())
         .map(|(e, v)| e.multiplicity() * v * moments.at(e.i as usize, e.j as usize))
         .sum();
-    Ok(-(gaussian_log_normaliser(log_det, d) - 0.5 * tr) / d as f64)
+    Ok(-(log_normaliser(log_det, d) - 0.5 * tr) / d as f64)
 }

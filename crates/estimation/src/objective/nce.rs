@@ -21,7 +21,6 @@ use ndarray::ArrayView2;
 
 use super::planes::{Planes, reduce_blocks, row_f64, sigmoid, softplus};
 use crate::EstimationError;
-use crate::objective::gaussian_log_normaliser;
 
 /// J and its gradient: `precision` in θ (canonical order), `normaliser` in c (learned only).
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +76,7 @@ fn nce_terms(
 
 /// The model's log-normaliser: c when learned, else ½ log|Λ| − (d/2) log 2π.
 pub(crate) fn log_normaliser(factor: &Cholesky, d: usize, learned: Option<f64>) -> f64 {
-    learned.unwrap_or_else(|| gaussian_log_normaliser(factor.log_det(), d))
+    learned.unwrap_or_else(|| gmrf_model::log_normaliser(factor.log_det(), d))
 }
 
 /// J and ∂J/∂θ (and ∂J/∂c) over data rows `data_rows` and noise rows `noise_rows`, normalised

@@ -6,25 +6,20 @@
 //! to show what a poor noise does (on MNIST they separate perfectly from the data). `original` is
 //! the homework's GMRF noise N(0, (M ⊙ S⁻¹)⁻¹), accepted only when M ⊙ S⁻¹ is positive definite.
 //!
-//! The model crate's `Gaussian` computes the same densities; this one keeps its own dense
-//! products because today's minibatch NCE is not robust to their rounding (`docs/decisions.md`,
-//! 2026-12-02), until NCE is a defined optimum (issue 15).
+//! Each kind is a [`gmrf_model::Gaussian`]: one dense Gaussian, one log 2π, for the noise and for
+//! evaluation alike.
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
-use gmrf_model::{Pattern, Precision};
+use gmrf_model::{Gaussian, Pattern, Precision};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
-use rayon::prelude::*;
 
-use super::half_d_log_2pi;
 use crate::EstimationError;
-use crate::moments::{
-    BLOCK_ROWS, column_mean_squares, dense_second_moments, rows_times_transpose, standard_normals,
-};
+use crate::moments::{BLOCK_ROWS, column_mean_squares, dense_second_moments};
 
-/// Rows per group of the dense noise's sampling and density: a multiple of [`BLOCK_ROWS`], so the
-/// row blocks (and hence every bit) are those of a single pass, with memory bounded by the group.
+/// Rows per group of the noise's draws: the normals come in the same sequence as in one pass,
+/// with memory bounded by the group (n × d f64 normals are 376 MB on MNIST).
 const GROUP_ROWS: usize = 16 * BLOCK_ROWS;
 
 /// Which Gaussian p_n is.
@@ -54,22 +49,11 @@ impl NoiseKind {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Repr {
-    /// Covariance LLᵀ: y = Lε, log p(y) = −½‖L⁻¹y‖² − Σ log Lᵢᵢ − (d/2) log 2π.
-    Dense { l: Mat<f64>, l_inv: Mat<f64>, log_det_l: f64 },
-    /// Independent coordinates with these standard deviations.
-    Diagonal { std: Vec<f64> },
-    /// A GMRF with this precision.
-    Gmrf { precision: Precision },
-}
-
 /// A zero-mean Gaussian noise density on the standardised pixels.
 #[derive(Clone, Debug)]
 pub struct GaussianNoise {
     kind: NoiseKind,
-    d: usize,
-    repr: Repr,
+    gaussian: Gaussian,
 }
 
 impl GaussianNoise {
@@ -85,35 +69,19 @@ impl GaussianNoise {
         ridge: f64,
     ) -> Result<Self, EstimationError> {
         let d = z.ncols();
-        let repr = match kind {
+        let gaussian = match kind {
             NoiseKind::Full => {
-                let s = dense_second_moments(z);
-                let mut c = Mat::<f64>::from_fn(d, d, |i, j| s[(i, j)]);
-                for i in 0..d {
-                    c[(i, i)] += ridge;
-                }
-                let llt = c.llt(Side::Lower).map_err(|e| {
-                    EstimationError::Noise(format!(
-                        "noise `full`: the covariance has no Cholesky factor ({e:?})"
-                    ))
-                })?;
-                let l = llt.L().to_owned();
-                let mut l_inv = Mat::<f64>::zeros(d, d);
-                faer::linalg::triangular_inverse::invert_lower_triangular(
-                    l_inv.as_mut(),
-                    l.as_ref(),
-                    faer::Par::Seq,
-                );
-                let log_det_l = (0..d).map(|i| l[(i, i)].ln()).sum();
-                Repr::Dense { l, l_inv, log_det_l }
+                let mut covariance = dense_second_moments(z);
+                covariance.diag_mut().iter_mut().for_each(|v| *v += ridge);
+                Gaussian::from_covariance(covariance).map_err(|e| {
+                    EstimationError::Noise(format!("noise `full`: the covariance has no Cholesky factor ({e})"))
+                })?
             }
-            NoiseKind::Diagonal => {
-                Repr::Diagonal { std: column_mean_squares(z).iter().map(|v| v.sqrt()).collect() }
-            }
+            NoiseKind::Diagonal => Gaussian::diagonal(column_mean_squares(z))?,
+            // v̄ in the original units is the mean of sᵢ²; its variance in z is v̄ / sᵢ².
             NoiseKind::Isotropic => {
-                // v̄ in the original units is the mean of sᵢ²; its std in z is √v̄ / sᵢ.
                 let v_bar = scale.iter().map(|s| s * s).sum::<f64>() / d as f64;
-                Repr::Diagonal { std: scale.iter().map(|s| v_bar.sqrt() / s).collect() }
+                Gaussian::diagonal(scale.iter().map(|s| v_bar / (s * s)).collect())?
             }
             NoiseKind::Original => {
                 let s = dense_second_moments(z);
@@ -138,10 +106,10 @@ impl GaussianNoise {
                         eig[0]
                     )));
                 }
-                Repr::Gmrf { precision }
+                Gaussian::from_precision(precision)?
             }
         };
-        Ok(GaussianNoise { kind, d, repr })
+        Ok(GaussianNoise { kind, gaussian })
     }
 
     /// Which noise this is.
@@ -149,59 +117,17 @@ impl GaussianNoise {
         self.kind
     }
 
-    /// `n` draws as f32 rows; the normals come sequentially from `rng`.
-    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Result<Array2<f32>, EstimationError> {
-        Ok(match &self.repr {
-            Repr::Dense { l, .. } => {
-                // Group by group: the normals come in the same sequence and the products over the
-                // same row blocks as in one pass, without n × d f64 intermediates (376 MB each on
-                // MNIST).
-                let mut out = Array2::<f32>::zeros((n, self.d));
-                for mut group in out.axis_chunks_iter_mut(Axis(0), GROUP_ROWS) {
-                    let eps = standard_normals(group.nrows(), self.d, rng);
-                    group.assign(&rows_times_transpose(&eps, l.as_ref()).mapv(|v| v as f32));
-                }
-                out
-            }
-            Repr::Diagonal { std } => {
-                let mut eps = standard_normals(n, self.d, rng);
-                for mut row in eps.axis_iter_mut(Axis(0)) {
-                    for (v, s) in row.iter_mut().zip(std) {
-                        *v *= s;
-                    }
-                }
-                eps.mapv(|v| v as f32)
-            }
-            Repr::Gmrf { precision } => precision.sample_cholesky(n, None, rng)?.mapv(|v| v as f32),
-        })
+    /// `n` draws as f32 rows; the normals come sequentially from `rng`, group by group.
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((n, self.gaussian.dim()));
+        for mut group in out.axis_chunks_iter_mut(Axis(0), GROUP_ROWS) {
+            group.assign(&self.gaussian.sample(group.nrows(), rng).mapv(|v| v as f32));
+        }
+        out
     }
 
     /// log p_n of every row of `y` (in f64).
-    pub fn log_density(&self, y: ArrayView2<'_, f32>) -> Result<Vec<f64>, EstimationError> {
-        let half_log_2pi = half_d_log_2pi(self.d);
-        Ok(match &self.repr {
-            Repr::Dense { l_inv, log_det_l, .. } => {
-                let mut out = Vec::with_capacity(y.nrows());
-                for group in y.axis_chunks_iter(Axis(0), GROUP_ROWS) {
-                    let u = rows_times_transpose(&group.mapv(f64::from), l_inv.as_ref());
-                    out.extend(
-                        u.axis_iter(Axis(0))
-                            .map(|r| -0.5 * r.iter().map(|v| v * v).sum::<f64>() - log_det_l - half_log_2pi),
-                    );
-                }
-                out
-            }
-            Repr::Diagonal { std } => {
-                let log_det: f64 = std.iter().map(|s| s.ln()).sum();
-                y.axis_iter(Axis(0))
-                    .into_par_iter()
-                    .map(|r| {
-                        let q: f64 = r.iter().zip(std).map(|(&v, s)| (f64::from(v) / s).powi(2)).sum();
-                        -0.5 * q - log_det - half_log_2pi
-                    })
-                    .collect()
-            }
-            Repr::Gmrf { precision } => precision.log_density(y)?,
-        })
+    pub fn log_density(&self, y: ArrayView2<'_, f32>) -> Vec<f64> {
+        self.gaussian.log_density(y)
     }
 }
