@@ -10,13 +10,13 @@ use anyhow::bail;
 use clap::Args;
 use gmrf_estimation::{
     BarrierWeight, Certificate, CnceOptions, ContrastiveOptions, EstimationError, Fit, MleOptions,
-    NceOptions, Normaliser, RunSummary, SmGdOptions, SmOptions, Solver, TraceRow, fit_cnce, fit_mle, fit_nce,
-    fit_sm, fit_sm_gd,
+    NceOptions, Normaliser, Progress, RunSummary, SmGdOptions, SmOptions, Solver, TraceRow, fit_cnce,
+    fit_mle, fit_nce, fit_sm, fit_sm_gd,
 };
 use gmrf_model::{Gaussian, Neighbourhood, Pattern, Precision};
 use gmrf_table::{Centred, Meta, Stage, Trace};
 use indicatif::ProgressBar;
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -186,10 +186,7 @@ fn sm(args: EstimateArgs<SmParams>) -> anyhow::Result<Fitted> {
     };
     let options = SmOptions { weight, ..SmOptions::default() };
     options.check()?;
-    let fraction = p.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION);
-    if !(0.0..1.0).contains(&fraction) {
-        bail!("--validation-fraction {fraction:?}: must lie in [0, 1)");
-    }
+    let fraction = validation_fraction(p.validation_fraction)?;
     let mut t = Training::read(&run)?;
     options.check_memory(&t.pattern, memory_budget())?;
     if let BarrierWeight::ByValidation { t_min, patience } = weight {
@@ -269,25 +266,16 @@ fn nce(args: EstimateArgs<NceParams>) -> anyhow::Result<Fitted> {
         ..defaults
     };
     options.check()?;
-    let fraction = validation_fraction(&p.run)?;
-    let mut t = Training::read(&run)?;
-    options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
-    let (fit_rows, validation_rows) = validation_split(&mut t.train, run.seed, fraction)?;
-    let fit = fit_nce(
-        fit_rows.view(),
-        Some(validation_rows.view()),
-        &t.pattern,
-        &options,
-        Some(&|s: u32, l: f64| t.report(s, l)),
-    )
-    .map_err(|e| t.data_error(e))?;
-    let validation_nll =
-        minibatch_validation_nll(&fit.precision, fit.diagnostics.run.is_some(), &validation_rows)?;
+    let (t, fit, validation) = fit_with_validation(
+        &run,
+        &p.run,
+        |rows, pattern| options.check_memory(rows, pattern, memory_budget()),
+        |x, v, pattern, progress| fit_nce(x, v, pattern, &options, progress),
+        |d| d.run.is_some(),
+    )?;
     Ok(t.fitted(fit, |meta, d| {
-        solution_meta(meta, 0.0, &options.run, d.run.as_ref(), d.certificate.as_ref())
-            .with("validation_fraction", fraction)
-            .with("n_validation", validation_rows.nrows())
-            .with("validation_nll", validation_nll)
+        validation
+            .meta(solution_meta(meta, 0.0, &options.run, d.run.as_ref(), d.certificate.as_ref()))
             .with("normaliser", if d.run.is_some() { options.normaliser } else { Normaliser::Learned })
             .with("noise_kind", options.noise)
             .with("nu", options.nu)
@@ -314,25 +302,16 @@ fn cnce(args: EstimateArgs<CnceParams>) -> anyhow::Result<Fitted> {
         run: contrastive_options(&p.run, run.seed),
     };
     options.check()?;
-    let fraction = validation_fraction(&p.run)?;
-    let mut t = Training::read(&run)?;
-    options.check_memory(t.train.len(), &t.pattern, memory_budget())?;
-    let (fit_rows, validation_rows) = validation_split(&mut t.train, run.seed, fraction)?;
-    let fit = fit_cnce(
-        fit_rows.view(),
-        Some(validation_rows.view()),
-        &t.pattern,
-        &options,
-        Some(&|s: u32, l: f64| t.report(s, l)),
-    )
-    .map_err(|e| t.data_error(e))?;
-    let validation_nll =
-        minibatch_validation_nll(&fit.precision, fit.diagnostics.run.is_some(), &validation_rows)?;
+    let (t, fit, validation) = fit_with_validation(
+        &run,
+        &p.run,
+        |rows, pattern| options.check_memory(rows, pattern, memory_budget()),
+        |x, v, pattern, progress| fit_cnce(x, v, pattern, &options, progress),
+        |d| d.run.is_some(),
+    )?;
     Ok(t.fitted(fit, |meta, d| {
-        solution_meta(meta, options.barrier, &options.run, d.run.as_ref(), d.certificate.as_ref())
-            .with("validation_fraction", fraction)
-            .with("n_validation", validation_rows.nrows())
-            .with("validation_nll", validation_nll)
+        validation
+            .meta(solution_meta(meta, options.barrier, &options.run, d.run.as_ref(), d.certificate.as_ref()))
             .with("kappa", options.kappa)
             .with("sigma", d.sigma)
             .with(
@@ -500,9 +479,55 @@ fn minibatch_validation_nll(
     Ok((nll.iter().sum::<f64>() / nll.len() as f64).to_string())
 }
 
-/// The validation fraction of `nce`/`cnce`, in [0, 1).
-fn validation_fraction(p: &ContrastiveParams) -> anyhow::Result<f64> {
-    let fraction = p.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION);
+/// The validation split of a fit and what it recorded.
+struct Validation {
+    fraction: f64,
+    rows: usize,
+    /// A minibatch fit's mean nll over the validation rows (nats/pixel), or "none".
+    nll: String,
+}
+
+impl Validation {
+    fn meta(&self, meta: Meta) -> Meta {
+        meta.with("validation_fraction", self.fraction)
+            .with("n_validation", self.rows)
+            .with("validation_nll", &self.nll)
+    }
+}
+
+/// What `nce` and `cnce` share once their options are checked: read the training table, check
+/// the memory the fit needs, split off the validation rows, fit, and score a minibatch fit
+/// (`is_minibatch`) on the validation rows.
+fn fit_with_validation<P, D>(
+    run: &Resolved<P>,
+    params: &ContrastiveParams,
+    check_memory: impl FnOnce(usize, &Pattern) -> Result<(), EstimationError>,
+    fit: impl FnOnce(
+        ArrayView2<'_, f32>,
+        Option<ArrayView2<'_, f32>>,
+        &Pattern,
+        Progress<'_>,
+    ) -> Result<Fit<D>, EstimationError>,
+    is_minibatch: impl FnOnce(&D) -> bool,
+) -> anyhow::Result<(Training, Fit<D>, Validation)> {
+    let fraction = validation_fraction(params.validation_fraction)?;
+    let mut t = Training::read(run)?;
+    check_memory(t.train.len(), &t.pattern)?;
+    let (fit_rows, validation_rows) = validation_split(&mut t.train, run.seed, fraction)?;
+    let fit = fit(
+        fit_rows.view(),
+        Some(validation_rows.view()),
+        &t.pattern,
+        Some(&|s: u32, l: f64| t.report(s, l)),
+    )
+    .map_err(|e| t.data_error(e))?;
+    let nll = minibatch_validation_nll(&fit.precision, is_minibatch(&fit.diagnostics), &validation_rows)?;
+    Ok((t, fit, Validation { fraction, rows: validation_rows.nrows(), nll }))
+}
+
+/// The validation fraction, the default if not given, checked to lie in [0, 1).
+fn validation_fraction(given: Option<f64>) -> anyhow::Result<f64> {
+    let fraction = given.unwrap_or(DEFAULT_VALIDATION_FRACTION);
     if !(0.0..1.0).contains(&fraction) {
         bail!("--validation-fraction {fraction:?}: must lie in [0, 1)");
     }
