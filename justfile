@@ -139,6 +139,22 @@ mnist-minibatch-sweep: mnist-prepare
       done
     done
 
+# Issue 15: how the NCE estimate moves with ν (noise rows per digit) and with the seed (a new noise
+# draw and row order), at the pipelines' settings, with cNCE's seeds beside it. About 50 minutes.
+# nce at ν = 1, 2, 4, 8 and nce, cnce over seeds 1–3, 4 and 8 neighbours → runs/mnist-nce-noise/report.md.
+mnist-nce-noise: mnist-prepare
+    #!/usr/bin/env bash
+    set -euo pipefail
+    models=()
+    fit() { local name=$1; shift; {{gmrf}} estimate "$@" --train runs/mnist/train-centred.parquet --out runs/mnist-nce-noise/$name; models+=(--model "$name=runs/mnist-nce-noise/$name"); }
+    for n in 4 8; do
+      for nu in 1 2 4 8; do fit nce-$n-nu$nu nce --config pipelines/mnist-nce.toml --neighbourhood $n --nu $nu; done
+      for seed in 2 3; do fit nce-$n-seed$seed nce --config pipelines/mnist-nce.toml --neighbourhood $n --seed $seed; done
+      for seed in 1 2 3; do fit cnce-$n-seed$seed cnce --config pipelines/mnist-cnce.toml --neighbourhood $n --seed $seed; done
+    done
+    {{gmrf}} evaluate --config pipelines/mnist-nce-noise.toml --train runs/mnist/train-centred.parquet --test runs/mnist/test-centred.parquet --mean runs/mnist/mean.parquet "${models[@]}" --out runs/mnist-nce-noise
+    echo "report: runs/mnist-nce-noise/report.md"
+
 # NCE with the original homework's settings (RMSprop 1e-3, batches of 100, ν = 1, Gaussian pixel noise) into runs/mnist-nce-original/.
 mnist-nce-original *FLAGS: mnist-prepare-gaussian
     {{gmrf}} estimate nce --config pipelines/mnist-nce-original.toml --train runs/mnist-gaussian/train-centred.parquet --out runs/mnist-nce-original {{FLAGS}}
